@@ -1,0 +1,622 @@
+#!/usr/bin/python3 -I
+"""ipop3d: a POP3 server (RFC 1939, 2449, 5034, 2595) started by inetd once per connection.
+
+The connection is fd 0/1. The process greets, authenticates, drops root for
+the user, opens INBOX under the MTA's locks and serves it as UW ipop3d does
+(reference/servers.md §2). Only what the greeting needs is imported before it.
+"""
+
+import base64
+import os
+import signal
+import sys
+import time
+
+from server import limits
+from server.transport import Disconnected, LineTooLong, Timeout, Transport
+
+VERSION = "pyimapd 0.1"
+AUTHORIZATION, TRANSACTION = "AUTHORIZATION", "TRANSACTION"
+POP3S_PORT = 995
+
+# StoreError kind -> POP3 reply (RFC 2449 and RFC 3206 response codes).
+STORE_REPLIES = {
+    "in-use": "-ERR [IN-USE] Mailbox is locked by another POP3 session",
+    "temporary": "-ERR [SYS/TEMP] Unable to open mailbox, try again later",
+    "corrupt": "-ERR [SYS/PERM] Mailbox is not in a format this server can read",
+    "no-permission": "-ERR [SYS/PERM] Mailbox access denied",
+    "not-found": "-ERR [SYS/PERM] No mailbox",
+}
+
+
+class CloseSession(Exception):
+    """Leave the command loop after the reply that was already sent."""
+
+
+class Maildrop:
+    """The session's fixed view of INBOX: messages numbered 1..n, deletions pending."""
+
+    def __init__(self, mailbox):
+        from mailstore.mboxformat import DELETED, OLD, SEEN
+
+        self.mailbox = mailbox
+        self.messages = [m for m in mailbox.messages if not m.flags & DELETED]
+        self.deleted = set()
+        self.retrieved = set()
+        self.initially_seen = {i for i, m in enumerate(self.messages, 1) if m.flags & SEEN}
+        self.recent = {i for i, m in enumerate(self.messages, 1) if not m.flags & OLD}
+        self.first_last = max(self.initially_seen, default=0)
+        self.last = self.first_last
+
+    def size(self, number):
+        """UW's POP3 size: the CRLF size plus its 12-byte synthesized Status: line."""
+        return self.messages[number - 1].size + 12
+
+    def live(self):
+        """(number, message) for every message not marked for deletion."""
+        return [(i, m) for i, m in enumerate(self.messages, 1) if i not in self.deleted]
+
+    def uidl(self, number):
+        """UW's unique id: UIDVALIDITY and UID as 8 lowercase hex digits each."""
+        return "%08x%08x" % (self.mailbox.uidvalidity, self.messages[number - 1].uid)
+
+    def status_line(self, number):
+        seen = "R" if number in self.initially_seen else " "
+        old = " " if number in self.recent else "O"
+        return ("Status: %s%s\r\n" % (seen, old)).encode("ascii")
+
+    def reset(self):
+        self.deleted.clear()
+        self.retrieved.clear()
+        self.last = self.first_last
+
+
+class WireWriter:
+    """Turns stored LF text into dot-stuffed CRLF lines for a multi-line reply."""
+
+    def __init__(self, write):
+        self.write = write
+        self.at_line_start = True
+
+    def send(self, chunk):
+        chunk = bytes(chunk).replace(b"\r", b"").replace(b"\n", b"\r\n")
+        if not chunk:
+            return
+        chunk = chunk.replace(b"\r\n.", b"\r\n..")
+        if self.at_line_start and chunk.startswith(b"."):
+            chunk = b"." + chunk
+        self.at_line_start = chunk.endswith(b"\n")
+        self.write(chunk)
+
+    def finish(self):
+        self.write(b".\r\n" if self.at_line_start else b"\r\n.\r\n")
+
+
+class Pop3Session:
+    """One POP3 conversation: the protocol state and nothing else."""
+
+    def __init__(self, transport, config, log, hostname):
+        self.transport = transport
+        self.config = config
+        self.log = log
+        self.hostname = hostname
+        self.state = AUTHORIZATION
+        self.started = time.monotonic()
+        self.user = None
+        self.principal = None
+        self.maildrop = None
+        self.login_failures = 0
+        self.bad_commands = 0
+        self.apop_stamp = None
+        self.tls_context = None
+
+    # -- the loop ---------------------------------------------------------
+
+    def run(self, greeting_error=None):
+        if greeting_error:
+            self.reply(greeting_error)
+            return
+        self.reply(self.greeting())
+        try:
+            while True:
+                self.serve_one()
+        except CloseSession:
+            pass
+        except Timeout:
+            self.autologout()
+        except Disconnected:
+            if self.principal:
+                self.log("info", "Hangup user=%s host=%s" % (self.principal.name, self.host))
+        finally:
+            if self.maildrop:
+                self.maildrop.mailbox.close()
+
+    def serve_one(self):
+        try:
+            line = self.transport.readline(limits.POP3_MAX_LINE, self.read_timeout())
+        except LineTooLong:
+            self.bad_command("-ERR Command line too long")
+            return
+        word, _, argument = line.partition(b" ")
+        entry = COMMANDS.get(word.upper())
+        if not line:
+            self.bad_command("-ERR Null command")
+        elif entry is None or self.state not in entry[1]:
+            self.bad_command("-ERR Unknown %s state command" % self.state)
+        else:
+            entry[0](self, argument)
+
+    def read_timeout(self):
+        if self.state == TRANSACTION:
+            return limits.POP3_IDLE_TIMEOUT
+        remaining = limits.POP3_LOGIN_WINDOW - (time.monotonic() - self.started)
+        if remaining <= 0:
+            raise Timeout()
+        return min(limits.POP3_LOGIN_TIMEOUT, remaining)
+
+    def autologout(self):
+        """A timeout: say so and leave; in TRANSACTION no deletion is applied (UW)."""
+        if self.state == TRANSACTION:
+            self.reply("-ERR Autologout; idle for too long")
+            self.log("info", "Autologout user=%s host=%s" % (self.principal.name, self.host))
+        else:
+            self.reply("-ERR Autologout")
+            self.log("info", "Autologout host=%s" % self.host)
+
+    def bad_command(self, text):
+        self.bad_commands += 1
+        if self.bad_commands >= limits.MAX_BAD_COMMANDS:
+            self.reply("-ERR Too many bad commands, closing connection")
+            raise CloseSession()
+        self.reply(text)
+
+    def reply(self, text):
+        self.transport.write(text.encode("utf-8", "replace") + b"\r\n")
+
+    @property
+    def host(self):
+        return self.transport.peer_text()
+
+    # -- greeting and capabilities ---------------------------------------
+
+    def greeting(self):
+        text = self.config.login_greeting or "POP3 %s %s server ready" % (self.hostname, VERSION)
+        if self.challenge_mechanisms():
+            self.apop_stamp = "<%x.%x@%s>" % (os.getpid(), int(time.time()), self.hostname)
+            if not self.config.login_greeting:
+                text = "POP3 %s server ready" % VERSION  # nothing between +OK and POP3 (UW)
+            return "+OK %s %s" % (text, self.apop_stamp)
+        return "+OK %s" % text
+
+    def challenge_mechanisms(self):
+        """APOP and CRAM-MD5 exist only where plaintext secrets do (servers.md §4.2)."""
+        from auth import secretsfile
+
+        return secretsfile.is_present(self.config.cram_md5_file) or bool(self.config.passwd_file)
+
+    def plaintext_allowed(self):
+        return (not self.config.disable_plaintext_auth or self.transport.encrypted
+                or self.transport.is_loopback())
+
+    def stls_offered(self):
+        return (self.state == AUTHORIZATION and not self.transport.encrypted
+                and bool(self.config.ssl_cert_file) and self.transport.sock is not None)
+
+    def sasl_mechanisms(self):
+        names = []
+        if self.plaintext_allowed():
+            names += ["PLAIN", "LOGIN"]
+        if self.challenge_mechanisms():
+            names.append("CRAM-MD5")
+        return names
+
+    def capabilities(self):
+        caps = ["TOP", "UIDL", "RESP-CODES", "AUTH-RESP-CODE", "PIPELINING",
+                "EXPIRE NEVER", "LOGIN-DELAY %d" % limits.POP3_LOGIN_DELAY]
+        if self.state == AUTHORIZATION:
+            if self.plaintext_allowed():
+                caps.append("USER")
+            mechanisms = self.sasl_mechanisms()
+            if mechanisms:
+                caps.append("SASL " + " ".join(mechanisms))
+            if self.stls_offered():
+                caps.append("STLS")
+        caps.append("IMPLEMENTATION %s" % VERSION.replace(" ", "-"))
+        return caps
+
+    def multiline(self, first, lines):
+        self.transport.write(("%s\r\n" % first).encode("ascii")
+                             + b"".join(line.encode("ascii") + b"\r\n" for line in lines)
+                             + b".\r\n")
+
+    def cmd_capa(self, argument):
+        self.multiline("+OK Capability list follows", self.capabilities())
+
+    def cmd_noop(self, argument):
+        self.reply("+OK No-op to you too!")
+
+    # -- AUTHORIZATION ----------------------------------------------------
+
+    def cmd_user(self, argument):
+        if not self.plaintext_allowed():
+            self.reply("-ERR [AUTH] Plaintext authentication disallowed on non-secure connections")
+            return
+        name = argument.lstrip(b" ").decode("utf-8", "surrogateescape")
+        if not name:
+            self.reply("-ERR Missing username argument")
+            return
+        self.user = name
+        self.reply("+OK User name accepted, password please")
+
+    def cmd_pass(self, argument):
+        if not self.plaintext_allowed():
+            self.reply("-ERR [AUTH] Plaintext authentication disallowed on non-secure connections")
+            return
+        if self.user is None:
+            self.reply("-ERR No USER command given")
+            return
+        user, self.user = self.user, None
+        password = argument.decode("utf-8", "surrogateescape")
+        self.login(user, "user", lambda auth: auth.check_password(user, password,
+                                                                    self.transport.peer_text()))
+
+    def cmd_apop(self, argument):
+        if not self.apop_stamp:
+            self.reply("-ERR Not supported")
+            return
+        user, _, digest = argument.decode("utf-8", "surrogateescape").rpartition(" ")
+        if not user or not digest:
+            self.reply("-ERR Missing APOP argument")
+            return
+        self.login(user, "apop", lambda auth: auth.check_apop(user, self.apop_stamp, digest))
+
+    def cmd_auth(self, argument):
+        """RFC 5034 AUTH; bare AUTH gives the old listing that Outlook asks for."""
+        if not argument:
+            self.multiline("+OK Supported authentication mechanisms:", self.sasl_mechanisms())
+            return
+        name, _, initial = argument.partition(b" ")
+        name = name.decode("ascii", "replace").upper()
+        if name not in self.sasl_mechanisms():
+            self.reply("-ERR [AUTH] Unsupported authentication mechanism")
+            return
+        from auth import sasl
+
+        mechanism = sasl.start(name, self.authenticator(), self.hostname, self.host)
+        data = None
+        if initial:
+            data = b"" if initial == b"=" else _base64(initial)
+        self.login("*", "auth", lambda auth: self.sasl_exchange(mechanism, data))
+
+    def sasl_exchange(self, mechanism, data):
+        """Challenges and responses until the mechanism yields a principal."""
+        from auth import AuthFailed, sasl
+
+        while True:
+            if data is _BAD_BASE64:
+                raise AuthFailed("client response is not base64")
+            try:
+                result = mechanism.respond(data)
+            except sasl.MalformedResponse as error:
+                raise AuthFailed("malformed SASL response: %s" % error) from None
+            if not isinstance(result, sasl.Challenge):
+                return result
+            self.transport.write(b"+ " + base64.b64encode(result.data) + b"\r\n")
+            try:
+                line = self.transport.readline(limits.SASL_MAX_LINE, limits.POP3_LOGIN_TIMEOUT)
+            except LineTooLong:
+                raise AuthFailed("SASL response too long") from None
+            if line == b"*":
+                raise AuthFailed("authentication cancelled by the client")
+            data = _base64(line)
+
+    def cmd_rpop(self, argument):
+        self.reply("-ERR Nice try, bunkie")
+
+    def cmd_stls(self, argument):
+        if not self.stls_offered():
+            self.reply("-ERR STLS not available")
+            return
+        try:
+            context = self.make_tls_context()
+        except Exception as error:  # a missing or bad certificate must not kill the session
+            self.log("err", "STLS failed: cannot load certificate: %s" % error)
+            self.reply("-ERR [SYS/TEMP] STLS failed: server certificate unavailable")
+            return
+        self.reply("+OK Begin TLS negotiation")
+        self.transport.start_tls(context)
+
+    def make_tls_context(self):
+        from server.tls import server_context
+
+        return server_context(self.config)
+
+    def authenticator(self):
+        from auth.authenticator import Authenticator
+
+        return Authenticator(self.config, self.log, service=self.config.pam_service)
+
+    def login(self, user, method, check):
+        """Check credentials, then become the user and open the maildrop."""
+        from auth import AuthFailed
+
+        try:
+            principal = check(self.authenticator())
+        except AuthFailed as failure:
+            self.log.reopen()
+            self.login_failed(user, str(failure))
+            return
+        self.log.reopen()
+        self.enter_transaction(principal, method)
+
+    def login_failed(self, user, reason):
+        self.login_failures += 1
+        self.log.auth("notice", "Login failed user=%s auth=%s host=%s"
+                      % (_printable(user), _printable(user), self.host))
+        time.sleep(self.config.login_failure_delay)
+        if self.login_failures >= limits.MAX_LOGIN_FAILURES:
+            self.reply("-ERR [AUTH] Bad login, too many failures; closing connection")
+            self.log.auth("notice", "Login excessive login failures user=%s host=%s"
+                          % (_printable(user), self.host))
+            raise CloseSession()
+        self.reply("-ERR [AUTH] Bad login")
+
+    def enter_transaction(self, principal, method):
+        from mailstore import StoreError, open_store
+        from server.privileges import PrivilegeError, drop_privileges
+
+        try:
+            drop_privileges(principal, self.config.mail_privileged_group or None)
+        except PrivilegeError as error:
+            self.log("err", "cannot become user=%s host=%s: %s" % (principal.name, self.host, error))
+            self.reply("-ERR [SYS/PERM] Unable to serve this user")
+            raise CloseSession() from None
+        try:
+            os.chdir(principal.home)
+        except OSError:
+            pass
+        try:
+            mailbox = open_store(principal, self.config, self.log).open_inbox(exclusive_session=True)
+        except StoreError as error:
+            self.log("info", "Login user=%s host=%s no mailbox (%s)" % (principal.name, self.host, error))
+            self.reply(STORE_REPLIES.get(error.kind, STORE_REPLIES["temporary"]))
+            raise CloseSession() from None
+        self.principal, self.maildrop, self.state = principal, Maildrop(mailbox), TRANSACTION
+        self.log("info", "%sLogin user=%s host=%s nmsgs=%d/%d"
+                 % ("APOP " if method == "apop" else "", principal.name, self.host,
+                    len(self.maildrop.messages), len(mailbox.messages)))
+        self.reply("+OK Mailbox open, %d messages" % len(self.maildrop.messages))
+
+    # -- TRANSACTION --------------------------------------------------------
+
+    def message_number(self, text):
+        """The live message with this number, or None after replying -ERR."""
+        text = text.strip()
+        if not text:
+            self.reply("-ERR Missing message number argument")
+            return None
+        if not text.isdigit() or len(text) > 10:
+            self.reply("-ERR Bad message number argument")
+            return None
+        number = int(text)
+        if not 1 <= number <= len(self.maildrop.messages) or number in self.maildrop.deleted:
+            self.reply("-ERR No such message")
+            return None
+        return number
+
+    def cmd_stat(self, argument):
+        live = self.maildrop.live()
+        self.reply("+OK %d %d" % (len(live), sum(self.maildrop.size(i) for i, _ in live)))
+
+    def cmd_list(self, argument):
+        self.scan_listing(argument, "Mailbox scan listing follows", self.maildrop.size)
+
+    def cmd_uidl(self, argument):
+        self.scan_listing(argument, "Unique-ID listing follows", self.maildrop.uidl)
+
+    def scan_listing(self, argument, title, value):
+        if argument.strip():
+            number = self.message_number(argument)
+            if number:
+                self.reply("+OK %d %s" % (number, value(number)))
+            return
+        self.multiline("+OK " + title, ["%d %s" % (i, value(i)) for i, _ in self.maildrop.live()])
+
+    def cmd_retr(self, argument):
+        number = self.message_number(argument)
+        if number:
+            self.reply("+OK %d octets" % self.maildrop.size(number))
+            self.send_message(number, None)
+            self.maildrop.retrieved.add(number)
+            self.maildrop.last = max(self.maildrop.last, number)
+
+    def cmd_top(self, argument):
+        number_text, _, lines_text = argument.strip().partition(b" ")
+        number = self.message_number(number_text)
+        if not number:
+            return
+        lines_text = lines_text.strip()
+        if not lines_text.isdigit() or len(lines_text) > 10:
+            self.reply("-ERR Bad line count argument")
+            return
+        self.reply("+OK Top of message follows")
+        self.send_message(number, int(lines_text))
+        self.maildrop.last = max(self.maildrop.last, number)
+
+    def send_message(self, number, body_lines):
+        """Header, the synthesized Status: line, the body (or its first lines), the dot."""
+        mailbox, message = self.maildrop.mailbox, self.maildrop.messages[number - 1]
+        wire = WireWriter(self.transport.write)
+        header = mailbox.header_bytes(message)
+        if header.endswith(b"\r\n\r\n"):
+            header = header[:-2]
+        elif header.endswith(b"\n\n"):
+            header = header[:-1]
+        elif header and not header.endswith(b"\n"):
+            header += b"\n"
+        wire.send(header)
+        wire.send(self.maildrop.status_line(number) + b"\r\n")
+        for chunk in mailbox.body_chunks(message):
+            if body_lines is not None:
+                chunk, body_lines = _first_lines(chunk, body_lines)
+            wire.send(chunk)
+            if body_lines == 0:
+                break
+        wire.finish()
+
+    def cmd_dele(self, argument):
+        number = self.message_number(argument)
+        if number:
+            self.maildrop.deleted.add(number)
+            self.maildrop.last = max(self.maildrop.last, number)
+            self.reply("+OK Message deleted")
+
+    def cmd_rset(self, argument):
+        self.maildrop.reset()
+        self.reply("+OK Reset state")
+
+    def cmd_last(self, argument):
+        self.reply("+OK %d" % self.maildrop.last)
+
+    def cmd_quit(self, argument):
+        if self.state == TRANSACTION:
+            self.update_and_quit()
+        else:
+            self.reply("+OK Sayonara")
+        raise CloseSession()
+
+    def update_and_quit(self):
+        """The UPDATE state (RFC 1939 §6): seen and deleted marks are written at QUIT."""
+        from mailstore import StoreError
+        from mailstore.mboxformat import DELETED
+
+        drop, user = self.maildrop, self.principal.name
+        for number in drop.deleted:
+            drop.messages[number - 1].flags |= DELETED
+        seen = {drop.messages[n - 1].uid for n in drop.retrieved}
+        try:
+            removed = drop.mailbox.commit(seen_uids=seen, expunge=True)
+        except StoreError as error:
+            self.log("err", "Update failed user=%s host=%s: %s" % (user, self.host, error))
+            self.reply("-ERR [SYS/TEMP] Unable to update mailbox; no messages were deleted")
+            return
+        self.log("info", "Logout user=%s host=%s nmsgs=%d ndele=%d"
+                 % (user, self.host, len(drop.messages) - len(drop.deleted), removed))
+        self.reply("+OK Sayonara")
+
+
+_BAD_BASE64 = object()
+
+
+def _base64(text):
+    """Decoded base64 client data, or _BAD_BASE64."""
+    try:
+        return base64.b64decode(text, validate=True)
+    except (ValueError, TypeError):
+        return _BAD_BASE64
+
+
+def _first_lines(chunk, count):
+    """The part of chunk holding its first `count` lines, and how many lines remain."""
+    chunk = bytes(chunk)
+    position = 0
+    while count:
+        newline = chunk.find(b"\n", position)
+        if newline < 0:
+            return chunk, count
+        position, count = newline + 1, count - 1
+    return chunk[:position], 0
+
+
+def _printable(text):
+    return "".join(c if c.isprintable() else "?" for c in text)[:limits.MAX_USER_NAME]
+
+
+ANY = (AUTHORIZATION, TRANSACTION)
+# Command word -> (handler, states where it is legal).
+COMMANDS = {
+    b"CAPA": (Pop3Session.cmd_capa, ANY),
+    b"QUIT": (Pop3Session.cmd_quit, ANY),
+    b"USER": (Pop3Session.cmd_user, (AUTHORIZATION,)),
+    b"PASS": (Pop3Session.cmd_pass, (AUTHORIZATION,)),
+    b"APOP": (Pop3Session.cmd_apop, (AUTHORIZATION,)),
+    b"AUTH": (Pop3Session.cmd_auth, (AUTHORIZATION,)),
+    b"STLS": (Pop3Session.cmd_stls, (AUTHORIZATION,)),
+    b"RPOP": (Pop3Session.cmd_rpop, (AUTHORIZATION,)),
+    b"STAT": (Pop3Session.cmd_stat, (TRANSACTION,)),
+    b"LIST": (Pop3Session.cmd_list, (TRANSACTION,)),
+    b"UIDL": (Pop3Session.cmd_uidl, (TRANSACTION,)),
+    b"RETR": (Pop3Session.cmd_retr, (TRANSACTION,)),
+    b"TOP": (Pop3Session.cmd_top, (TRANSACTION,)),
+    b"DELE": (Pop3Session.cmd_dele, (TRANSACTION,)),
+    b"RSET": (Pop3Session.cmd_rset, (TRANSACTION,)),
+    b"LAST": (Pop3Session.cmd_last, (TRANSACTION,)),
+    b"NOOP": (Pop3Session.cmd_noop, (TRANSACTION,)),
+}
+
+
+def parse_arguments(argv):
+    """--config FILE and --tls (implicit TLS, as for pop3s)."""
+    options = {"config": None, "tls": False}
+    args = list(argv)
+    while args:
+        arg = args.pop(0)
+        if arg == "--tls":
+            options["tls"] = True
+        elif arg == "--config" and args:
+            options["config"] = args.pop(0)
+        elif arg.startswith("--config="):
+            options["config"] = arg.split("=", 1)[1]
+        else:
+            raise SystemExit("usage: ipop3d [--config FILE] [--tls]")
+    return options
+
+
+def main(argv=None):
+    from server.config import ConfigError, load
+    from server.log import Log
+
+    options = parse_arguments(sys.argv[1:] if argv is None else argv)
+    signal.signal(signal.SIGUSR2, signal.SIG_IGN)  # UW's kiss of death: a busy POP3 session ignores it
+    if os.umask(0o022) == 0:
+        os.umask(0o022)
+    log = Log("ipop3d")
+    transport = Transport(0, 1)
+    try:
+        config = load(options["config"])
+    except ConfigError as error:
+        log("err", "configuration error: %s" % error)
+        transport.write(b"-ERR [SYS/PERM] Server configuration error\r\n")
+        return 1
+    if config.syslog_facility != "mail":
+        log = Log("ipop3d", config.syslog_facility)
+    session = Pop3Session(transport, config, log, _hostname())
+    try:
+        if options["tls"] or transport.local_port == POP3S_PORT:
+            transport.start_tls(session.make_tls_context())
+        session.run()
+    except Exception:
+        _report_crash(log, transport)
+        return 1
+    return 0
+
+
+def _report_crash(log, transport):
+    """An unexpected error: traceback to syslog, a generic reply to the client."""
+    import traceback
+
+    log("err", "internal error: %s" % traceback.format_exc())
+    try:
+        transport.write(b"-ERR [SYS/TEMP] Internal server error, closing connection\r\n")
+    except Exception:
+        pass
+
+
+def _hostname():
+    import socket
+
+    return socket.gethostname() or "localhost"
+
+
+if __name__ == "__main__":
+    sys.exit(main())

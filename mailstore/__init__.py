@@ -1,0 +1,35 @@
+"""Mail storage behind one interface, whatever the format on disk.
+
+The protocol sessions see only `open_store(principal, config)`, the Store it
+returns, and StoreError kinds; they never touch files themselves.
+"""
+
+
+class StoreError(Exception):
+    """A storage failure a protocol can name to its client.
+
+    `kind` is one of the constants below; each protocol maps kinds to replies
+    in one place (for example IN_USE to POP3 `-ERR [IN-USE]`).
+    """
+
+    NOT_FOUND = "not-found"
+    EXISTS = "exists"
+    IN_USE = "in-use"
+    NO_PERMISSION = "no-permission"
+    TEMPORARY = "temporary"
+    CORRUPT = "corrupt"
+
+    def __init__(self, kind, message):
+        super().__init__(message)
+        self.kind = kind
+
+
+def open_store(principal, config, log=None):
+    """The Store for a logged-in principal, chosen by `mail_location`."""
+    from mailstore.location import parse_location
+    from mailstore.mbox import MboxStore
+
+    location = parse_location(config.mail_location, principal, config.index_dir)
+    if location.driver == "mbox":
+        return MboxStore(location, config, log)
+    raise StoreError(StoreError.NOT_FOUND, "mail storage %r is not supported" % location.driver)

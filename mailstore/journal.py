@@ -1,0 +1,272 @@
+"""Crash-safe in-place rewrites of a spool file.
+
+The spool file is never replaced by rename (that would change its inode,
+owner and mode, and race with MTAs). Instead every rewrite is first written
+in full to a journal: the list of (offset, bytes) writes and the final size.
+Only then is the mailbox touched. A `kill -9` at any instant leaves either an
+untouched mailbox and an incomplete journal (discarded), or a complete
+journal that the next open replays. Mail that an MTA appended after a crash
+(once our locks died with the process) is found past the size we left the
+file at, and kept.
+
+Journal layout: MAGIC, one stage byte, LF, a JSON header line, then the
+payload of every write, back to back.
+"""
+
+import hashlib
+import json
+import os
+
+MAGIC = b"PYIMAPD-JOURNAL 1\n"
+STAGE_OFFSET = len(MAGIC)
+# The pointer to the header lives in its own 512-byte sector, so that
+# updating it is a single sector write.
+POINTER_OFFSET, POINTER_SIZE = 512, 512
+PAYLOAD_OFFSET = POINTER_OFFSET + POINTER_SIZE
+# Stages: journal complete, mailbox untouched (maybe being extended);
+# mailbox extended to its working size, writes in progress; writes done
+# and the file truncated to its final size.
+JOURNALED, WRITING, TRUNCATED = b"J", b"W", b"T"
+CHUNK = 1 << 20
+
+
+class JournalError(Exception):
+    """The journal exists but cannot be used; the mailbox was not touched."""
+
+
+def _fsync_dir(path):
+    fd = os.open(os.path.dirname(path) or ".", os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _write_all(fd, data):
+    view = memoryview(data)
+    while view:
+        written = os.write(fd, view)
+        view = view[written:]
+
+
+def _pwrite_all(fd, data, offset):
+    view = memoryview(data)
+    while view:
+        written = os.pwrite(fd, view, offset)
+        view, offset = view[written:], offset + written
+
+
+def _unlink_quietly(path):
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+
+
+def _chunks_of(fd, position, length):
+    """Read length bytes at position in bounded chunks."""
+    done = 0
+    while done < length:
+        chunk = os.pread(fd, min(CHUNK, length - done), position + done)
+        if not chunk:
+            raise JournalError("journal payload is truncated")
+        yield chunk
+        done += len(chunk)
+
+
+def _append_payload(jfd, chunks, digest):
+    """Append chunks at the journal's end; return (position, length)."""
+    position = os.lseek(jfd, 0, os.SEEK_END)
+    length = 0
+    for chunk in chunks:
+        _write_all(jfd, chunk)
+        digest.update(chunk)
+        length += len(chunk)
+    return position, length
+
+
+def _publish_header(jfd, header):
+    """Append the header, fsync, then point the pointer sector at it and fsync."""
+    blob = json.dumps(header).encode("ascii")
+    position = os.lseek(jfd, 0, os.SEEK_END)
+    _write_all(jfd, blob)
+    os.fsync(jfd)
+    pointer = json.dumps({"at": position, "len": len(blob)}).encode("ascii")
+    os.pwrite(jfd, pointer.ljust(POINTER_SIZE), POINTER_OFFSET)
+    os.fsync(jfd)
+
+
+def write_journal(path, identity, writes, old_end, tail=False):
+    """Write the complete journal for `writes` [(offset, iterable of chunks)] and fsync it.
+
+    With `tail`, the last write is the rest of the file and defines its new
+    end; otherwise the writes are patches and the size stays. `identity` is
+    (st_dev, st_ino) of the mailbox, so a journal is never replayed onto
+    another file.
+    """
+    digest = hashlib.sha256()
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+    try:
+        os.write(fd, (MAGIC + JOURNALED + b"\n").ljust(PAYLOAD_OFFSET, b"\n"))
+        layout = []
+        for offset, chunks in writes:
+            position, length = _append_payload(fd, chunks, digest)
+            layout.append([offset, length, position])
+        new_end = old_end
+        if tail and layout:
+            new_end = layout[-1][0] + layout[-1][1]
+        _publish_header(fd, {"dev": identity[0], "ino": identity[1], "old_end": old_end,
+                             "new_end": new_end, "writes": layout,
+                             "sha256": digest.hexdigest()})
+    except BaseException:
+        os.close(fd)
+        _unlink_quietly(path)
+        raise
+    os.close(fd)
+    _fsync_dir(path)
+
+
+def _set_stage(jfd, stage):
+    os.pwrite(jfd, stage, STAGE_OFFSET)
+    os.fsync(jfd)
+
+
+def _read_header(jfd):
+    head = os.pread(jfd, PAYLOAD_OFFSET, 0)
+    if len(head) < PAYLOAD_OFFSET or not head.startswith(MAGIC):
+        raise JournalError("journal header is incomplete")
+    stage = head[STAGE_OFFSET:STAGE_OFFSET + 1]
+    try:
+        pointer = head[POINTER_OFFSET:].strip()
+        if not pointer:
+            raise JournalError("journal was not completed")
+        pointer = json.loads(pointer)
+        header = json.loads(os.pread(jfd, pointer["len"], pointer["at"]))
+    except (ValueError, UnicodeDecodeError, KeyError, TypeError):
+        raise JournalError("journal header is damaged") from None
+    return stage, header
+
+
+def _verify(jfd, header):
+    digest = hashlib.sha256()
+    for _, length, position in header["writes"]:
+        for chunk in _chunks_of(jfd, position, length):
+            digest.update(chunk)
+    if digest.hexdigest() != header["sha256"]:
+        raise JournalError("journal payload checksum mismatch")
+
+
+def _apply_writes(fd, jfd, header):
+    for offset, length, position in header["writes"]:
+        done = 0
+        for chunk in _chunks_of(jfd, position, length):
+            _pwrite_all(fd, chunk, offset + done)
+            done += len(chunk)
+
+
+def apply(fd, journal_path):
+    """Carry out a freshly written journal on the mailbox fd, then remove it.
+
+    The file is first extended to its working size with posix_fallocate, so a
+    full disk fails here, before any byte of mail is overwritten.
+    """
+    jfd = os.open(journal_path, os.O_RDWR | os.O_NOFOLLOW)
+    try:
+        _, header = _read_header(jfd)
+        old_end = header["old_end"]
+        working = max(old_end, header["new_end"])
+        if working > old_end:
+            try:
+                os.posix_fallocate(fd, old_end, working - old_end)
+                os.fsync(fd)
+            except OSError:
+                os.ftruncate(fd, old_end)
+                _unlink_quietly(journal_path)
+                raise
+        _set_stage(jfd, WRITING)
+        _finish(fd, jfd, header, journal_path)
+    finally:
+        os.close(jfd)
+
+
+def _finish(fd, jfd, header, journal_path):
+    _apply_writes(fd, jfd, header)
+    os.fsync(fd)
+    os.ftruncate(fd, header["new_end"])
+    os.fsync(fd)
+    _set_stage(jfd, TRUNCATED)
+    _unlink_quietly(journal_path)
+    _fsync_dir(journal_path)
+
+
+def _foreign_start(fd, stage, header):
+    """Where data appended by others after a crash begins, judged by the stage."""
+    old_end, new_end = header["old_end"], header["new_end"]
+    working = max(old_end, new_end)
+    if stage == WRITING:
+        return working
+    if stage == TRUNCATED:
+        return new_end
+    # JOURNALED: the extension may or may not have happened; it is NUL
+    # bytes, and appended mail starts with "From ", so the bytes tell.
+    if working > old_end and os.fstat(fd).st_size >= working:
+        gap = os.pread(fd, working - old_end, old_end)
+        if gap.count(0) == len(gap):
+            return working
+    return old_end
+
+
+def recover(fd, journal_path, identity):
+    """Replay an interrupted rewrite onto the mailbox; True when something was done.
+
+    Must be called under the mailbox's write lock. An incomplete or foreign
+    journal is discarded (the mailbox was not touched when it was written).
+    """
+    try:
+        jfd = os.open(journal_path, os.O_RDWR | os.O_NOFOLLOW)
+    except FileNotFoundError:
+        return False
+    try:
+        try:
+            stage, header = _read_header(jfd)
+            if [header["dev"], header["ino"]] != list(identity):
+                raise JournalError("journal belongs to another file")
+            _verify(jfd, header)
+        except JournalError:
+            _unlink_quietly(journal_path)
+            return False
+        if stage == TRUNCATED:
+            _unlink_quietly(journal_path)
+            return True
+        _recover_with_foreign(fd, jfd, stage, header, journal_path)
+        return True
+    finally:
+        os.close(jfd)
+
+
+def _recover_with_foreign(fd, jfd, stage, header, journal_path):
+    """Finish the rewrite, moving mail appended after the crash behind it.
+
+    The move itself is journalled first, by appending the foreign bytes to
+    the journal, so a crash during recovery is recovered the same way.
+    """
+    start = _foreign_start(fd, stage, header)
+    size = os.fstat(fd).st_size
+    if size > start:
+        digest = hashlib.sha256()
+        for _, length, position in header["writes"]:
+            for chunk in _chunks_of(jfd, position, length):
+                digest.update(chunk)
+        position, length = _append_payload(jfd, _chunks_of(fd, start, size - start), digest)
+        header = dict(header, writes=header["writes"] + [[header["new_end"], length, position]],
+                      new_end=header["new_end"] + length, old_end=size,
+                      sha256=digest.hexdigest())
+        _publish_header(jfd, header)
+    working = max(header["old_end"], header["new_end"])
+    if os.fstat(fd).st_size < working:
+        # As in apply(): stage WRITING promises the file is exactly `working`
+        # long, so anything found past it later is someone else's mail.
+        os.posix_fallocate(fd, 0, working)
+        os.fsync(fd)
+    _set_stage(jfd, WRITING)
+    _finish(fd, jfd, header, journal_path)

@@ -1,0 +1,46 @@
+"""Where a user's mail lives: Dovecot's `mail_location` syntax, UW's default layout."""
+
+import os
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Location:
+    """A parsed mail_location for one user: driver, folder root, INBOX and index paths."""
+
+    driver: str
+    root: str
+    inbox: str
+    index_dir: str
+
+
+def expand(template, principal):
+    """Expand %u, %h, %% and a leading ~ for one user, as Dovecot does."""
+    out, i = [], 0
+    while i < len(template):
+        char = template[i]
+        if char == "%" and i + 1 < len(template):
+            code = template[i + 1]
+            out.append({"u": principal.name, "h": principal.home, "%": "%"}.get(code, "%" + code))
+            i += 2
+            continue
+        out.append(char)
+        i += 1
+    text = "".join(out)
+    if text == "~" or text.startswith("~/"):
+        text = principal.home + text[1:]
+    return text
+
+
+def parse_location(spec, principal, index_dir="~/.pyimapd"):
+    """Parse `driver:root[:KEY=value...]` (e.g. `mbox:~:INBOX=/var/spool/mail/%u`)."""
+    driver, _, rest = spec.partition(":")
+    parts = rest.split(":") if rest else []
+    root = expand(parts[0], principal) if parts else principal.home
+    options = {}
+    for part in parts[1:]:
+        key, _, value = part.partition("=")
+        options[key.upper()] = expand(value, principal)
+    inbox = options.get("INBOX") or os.path.join(root, "inbox")
+    index = options.get("INDEX") or expand(index_dir, principal)
+    return Location(driver.strip().lower(), root, inbox, index)

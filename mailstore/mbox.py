@@ -1,0 +1,406 @@
+"""The mbox driver: UW-compatible spool and folder files, read through mmap.
+
+A Mailbox is parsed under a short read lock and then held with no lock on
+the file, as UW and Dovecot do; writes re-read any mail appended meanwhile
+under the write lock and rewrite in place through the journal.
+"""
+
+import errno
+import hashlib
+import mmap
+import os
+import socket
+import stat
+import time
+
+from mailstore import StoreError, journal
+from mailstore import mboxformat as fmt
+from mailstore.locking import lock_mbox
+from mailstore.sessionlock import SessionLock
+
+
+class MboxStore:
+    """A user's mbox mail: INBOX in the spool, other folders under the root."""
+
+    def __init__(self, location, config, log=None):
+        self.location = location
+        self.config = config
+        self.log = log or (lambda priority, message: None)
+
+    def open_inbox(self, readonly=False, exclusive_session=False):
+        """Open INBOX, recovering an interrupted rewrite first.
+
+        With exclusive_session (POP3, RFC 1939 §8) a second such session on
+        the same mailbox fails with StoreError IN_USE.
+        """
+        mailbox = MboxMailbox(self.location.inbox, self, readonly)
+        mailbox.open(exclusive_session)
+        return mailbox
+
+    def journal_path(self, path, identity):
+        """The journal file for a mailbox, in the user's index directory."""
+        name = hashlib.sha256(os.fsencode(path)).hexdigest()[:24]
+        return os.path.join(self.location.index_dir, "journal-%s-%x" % (name, identity[1]))
+
+    def ensure_index_dir(self):
+        """Create the index directory (mode 0700) if needed."""
+        try:
+            os.makedirs(self.location.index_dir, mode=0o700, exist_ok=True)
+        except OSError as error:
+            raise StoreError(StoreError.TEMPORARY, "cannot create index directory %s: %s"
+                             % (self.location.index_dir, error.strerror)) from None
+
+
+class MboxMailbox:
+    """One open mbox file: its messages, UID state, and the write-back."""
+
+    def __init__(self, path, store, readonly):
+        self.path = path
+        self.store = store
+        self.readonly = readonly
+        self.fd = None
+        self.map = None
+        self.size = 0
+        self.identity = None
+        self.messages = []
+        self.pseudo = None
+        self.uidvalidity = 0
+        self.last_uid = 0
+        self.keywords = []
+        self.dirty = False
+        self.session_lock = None
+
+    # -- opening and parsing ---------------------------------------------
+
+    def open(self, exclusive_session=False):
+        """Open and parse the file; a missing file is an empty mailbox."""
+        fd = self._open_file()
+        if fd is None:
+            self.uidvalidity = int(time.time())
+            return
+        self.fd = fd
+        self.identity = self._identity()
+        if exclusive_session:
+            try:
+                self.session_lock = SessionLock(fd).acquire()
+            except StoreError:
+                self.close()
+                raise
+        self._recover_journal()
+        with self._lock(exclusive=False):
+            self._map_and_parse()
+
+    def _open_file(self):
+        mode = os.O_RDONLY if self.readonly else os.O_RDWR
+        try:
+            fd = os.open(self.path, mode | os.O_NOFOLLOW | os.O_NOCTTY | os.O_NONBLOCK)
+        except FileNotFoundError:
+            return None
+        except OSError as error:
+            if error.errno == errno.ELOOP:
+                self.store.log("crit", "refusing symbolic link as mailbox: %s" % self.path)
+                raise StoreError(StoreError.NO_PERMISSION, "mailbox is a symbolic link") from None
+            if error.errno in (errno.EACCES, errno.EPERM):
+                raise StoreError(StoreError.NO_PERMISSION, "no access to mailbox") from None
+            raise StoreError(StoreError.TEMPORARY, "cannot open mailbox: %s" % error.strerror) from None
+        try:
+            self._check_file(os.fstat(fd))
+        except StoreError:
+            os.close(fd)
+            raise
+        return fd
+
+    def _check_file(self, st):
+        if not stat.S_ISREG(st.st_mode):
+            raise StoreError(StoreError.CORRUPT, "mailbox is not a regular file")
+        if os.geteuid() != 0 and st.st_uid != os.geteuid():
+            self.store.log("err", "mailbox %s is owned by uid %d, not by the user"
+                           % (self.path, st.st_uid))
+            raise StoreError(StoreError.NO_PERMISSION, "mailbox is not owned by the user")
+
+    def _identity(self):
+        st = os.fstat(self.fd)
+        return (st.st_dev, st.st_ino)
+
+    def _lock(self, exclusive):
+        config = self.store.config
+        methods = config.mbox_write_locks if exclusive else config.mbox_read_locks
+        return lock_mbox(self.path, self.fd, methods=methods, exclusive=exclusive,
+                         timeout=config.mbox_lock_timeout, log=self.store.log,
+                         privileged=_privileged_factory())
+
+    def _recover_journal(self):
+        path = self.store.journal_path(self.path, self.identity)
+        if self.readonly or not os.path.exists(path):
+            return
+        with self._lock(exclusive=True):
+            if journal.recover(self.fd, path, self.identity):
+                self.store.log("warning", "completed an interrupted rewrite of %s" % self.path)
+
+    def _map_and_parse(self):
+        """(Re)read the whole file under the caller's lock."""
+        self._unmap()
+        self.size = os.fstat(self.fd).st_size
+        if self.size == 0:
+            self.messages, self.pseudo = [], None
+            self.uidvalidity, self.last_uid, self.keywords = int(time.time()), 0, []
+            return
+        self.map = mmap.mmap(self.fd, self.size, prot=mmap.PROT_READ)
+        try:
+            messages = fmt.scan(self.map)
+        except fmt.NotMbox:
+            raise StoreError(StoreError.CORRUPT, "%s is not in mbox format" % self.path) from None
+        self._apply_metadata(messages)
+
+    def _unmap(self):
+        if self.map is not None:
+            self.map.close()
+            self.map = None
+
+    def _apply_metadata(self, messages):
+        """UW's rules for UIDs, UIDVALIDITY and flags (mbox-compat.md §7)."""
+        self.pseudo, base = self._take_base(messages)
+        self.uidvalidity, self.last_uid, self.keywords = base or (0, 0, [])
+        if not self._assign_uids(messages, trusted=base is not None):
+            self.store.log("notice", "assigning new unique identifiers to all messages in %s"
+                           % self.path)
+            self.uidvalidity, self.last_uid = int(time.time()), 0
+            for message in messages:
+                message.uid = 0
+            self._assign_uids(messages, trusted=False)
+        if base is None:
+            self.uidvalidity = self.uidvalidity or int(time.time())
+            self.dirty = True
+        self.messages = messages
+
+    def _take_base(self, messages):
+        """Pop the pseudo-message if present; return it and the UID base of message 1."""
+        if not messages:
+            return None, None
+        meta = fmt.read_meta(self.map, messages[0])
+        if meta.imap is not None:
+            base = fmt.parse_base(meta.imap)
+            if base:
+                return messages.pop(0), base
+        if meta.imapbase is not None:
+            return None, fmt.parse_base(meta.imapbase)
+        return None, None
+
+    def _assign_uids(self, messages, trusted):
+        """Read flags and UIDs; False when stored UIDs go backwards or repeat."""
+        previous = 0
+        known = set(self.keywords)
+        for index, message in enumerate(messages):
+            meta = fmt.read_meta(self.map, message)
+            message.flags = fmt.flags_from_letters(meta.status)
+            message.keywords = tuple(k.decode("ascii", "replace") for k in (meta.keywords or ())
+                                     if k.decode("ascii", "replace") in known)
+            message.size = fmt.compute_size(self.map, message)
+            if meta.bogus or (index and (meta.imap or meta.imapbase)):
+                message.dirty = True
+            uid = int(meta.uid) if trusted and meta.uid and meta.uid.isdigit() else 0
+            if uid and uid <= previous:
+                return False
+            if not uid:
+                uid = self.last_uid + 1
+                message.dirty = True
+            message.uid = uid
+            self.last_uid = max(self.last_uid, uid)
+            previous = uid
+        return True
+
+    # -- reading ---------------------------------------------------------
+
+    @property
+    def uidnext(self):
+        return self.last_uid + 1
+
+    def visible_chunks(self, message, header_only=False, chunk=1 << 16):
+        """Yield the message as clients see it (LF form as stored), in bounded chunks."""
+        spans = fmt.visible_spans(message)
+        for start, end in spans:
+            if header_only:
+                end = min(end, message.body)
+            for pos in range(start, end, chunk):
+                yield self.map[pos:min(end, pos + chunk)]
+            if header_only and end >= message.body:
+                return
+
+    def header_bytes(self, message):
+        """The visible header, including the empty line that ends it."""
+        return b"".join(self.visible_chunks(message, header_only=True))
+
+    def body_chunks(self, message, chunk=1 << 16):
+        """Yield the body in bounded chunks."""
+        for pos in range(message.body, message.end, chunk):
+            yield self.map[pos:min(message.end, pos + chunk)]
+
+    # -- writing ---------------------------------------------------------
+
+    def commit(self, seen_uids=(), expunge=False):
+        """Write flag changes back, expunge \\Deleted mail if asked, keep new deliveries.
+
+        Under the write lock the file is re-checked: appended mail is parsed
+        and kept; a file that shrank or was replaced is refused, not written.
+        """
+        if self.readonly or self.fd is None:
+            return 0
+        self.store.ensure_index_dir()
+        with self._lock(exclusive=True):
+            self._catch_up()
+            for message in self.messages:
+                if message.uid in seen_uids and not message.flags & fmt.SEEN:
+                    message.flags |= fmt.SEEN
+                    message.dirty = True
+                if not message.flags & fmt.OLD:
+                    message.flags |= fmt.OLD
+                    message.dirty = True
+            doomed = [m for m in self.messages if expunge and m.flags & fmt.DELETED]
+            if not (self.dirty or doomed or any(m.dirty for m in self.messages)):
+                return 0
+            self._rewrite({id(m) for m in doomed})
+        return len(doomed)
+
+    def _catch_up(self):
+        """Under the write lock: parse mail appended since we last looked."""
+        st = os.fstat(self.fd)
+        if (st.st_dev, st.st_ino) != self.identity:
+            raise StoreError(StoreError.TEMPORARY, "mailbox was replaced by another program")
+        if st.st_size < self.size:
+            raise StoreError(StoreError.TEMPORARY, "mailbox shrank from %d to %d bytes"
+                             % (self.size, st.st_size))
+        if st.st_size == self.size:
+            return
+        old_size = self.size
+        self._unmap()
+        self.size = st.st_size
+        self.map = mmap.mmap(self.fd, self.size, prot=mmap.PROT_READ)
+        start = old_size + fmt.skip_leading_whitespace(self.map[old_size:old_size + 4096])
+        if old_size and not fmt.from_line_at(self.map, start):
+            raise StoreError(StoreError.TEMPORARY, "unexpected changes to mailbox")
+        if old_size == 0:
+            self._map_and_parse()
+            return
+        fresh = fmt.scan(self.map, start)
+        self._assign_uids(fresh, trusted=False)
+        self.messages.extend(fresh)
+
+    def _rewrite(self, doomed):
+        """Compute the new file, journal it, then write it in place."""
+        writes, tail = self._plan(doomed)
+        path = self.store.journal_path(self.path, self.identity)
+        try:
+            journal.write_journal(path, self.identity, writes, self.size, tail)
+            journal.apply(self.fd, path)
+        except OSError as error:
+            raise StoreError(StoreError.TEMPORARY, "cannot update mailbox: %s"
+                             % error.strerror) from None
+        now = time.time()
+        os.utime(self.fd, (now, now - 1))  # UW: atime > mtime means "read"
+        self.messages = [m for m in self.messages if id(m) not in doomed]
+        self._reload_after_write()
+
+    def _reload_after_write(self):
+        self._map_and_parse()
+        self.dirty = False
+
+    def _plan(self, doomed):
+        """The journal writes: same-size header patches, then one tail from the first move."""
+        if all(id(m) in doomed for m in self.messages) and not self.pseudo:
+            pseudo = fmt.pseudo_message(self.uidvalidity, self.last_uid, self.keywords,
+                                        socket.gethostname())
+            return [(0, [pseudo])], True
+        writes = []
+        tail_from = self._plan_pseudo(writes)
+        need_base = self.pseudo is None
+        for message in self.messages:
+            if tail_from is not None:
+                break
+            if id(message) in doomed:
+                tail_from = message.start
+                break
+            base = self._base_line() if need_base else None
+            need_base = False
+            if not (message.dirty or base):
+                continue
+            region = self._render_header(message, base)
+            if len(region) != message.body - message.header:
+                tail_from = message.start
+            elif region != self.map[message.header:message.body]:
+                writes.append((message.header, [region]))
+        if tail_from is not None:
+            writes.append((tail_from, self._tail_chunks(tail_from, doomed)))
+        return writes, tail_from is not None
+
+    def _base_line(self):
+        """X-IMAPbase for message 1; the last UID padded so it can change in place."""
+        return fmt.base_line(self.uidvalidity, self.last_uid, self.keywords, padded=True)
+
+    def _plan_pseudo(self, writes):
+        """Patch the pseudo-message's X-IMAP line; 0 (rewrite all) if its size changes."""
+        if not self.pseudo:
+            return None
+        line = fmt.base_line(self.uidvalidity, self.last_uid, self.keywords, b"X-IMAP")
+        for start, end in self.pseudo.hidden:
+            if self.map[start:start + 7] == b"X-IMAP:":
+                if end - start == len(line):
+                    if self.map[start:end] != line:
+                        writes.append((start, [line]))
+                    return None
+        return 0
+
+    def _tail_chunks(self, tail_from, doomed):
+        """Yield the rewritten file from tail_from on, message by message."""
+        need_base = self.pseudo is None
+        if tail_from == 0 and self.pseudo:
+            yield fmt.pseudo_message(self.uidvalidity, self.last_uid, self.keywords,
+                                     socket.gethostname())
+        for message in self.messages:
+            if id(message) in doomed:
+                continue
+            base = self._base_line() if need_base else None
+            need_base = False
+            if message.start < tail_from:
+                continue
+            yield self.map[message.start:message.header]
+            yield self._render_header(message, base)
+            yield from self.body_chunks(message)
+            if message.end > message.body and self.map[message.end - 1:message.end] != b"\n":
+                yield b"\n"
+            yield b"\n"
+
+    def _render_header(self, message, base):
+        """Visible header lines, then UW's metadata block, then the empty line."""
+        visible = []
+        pos = message.header
+        for hstart, hend in message.hidden:
+            visible.append(self.map[pos:hstart])
+            pos = hend
+        end_of_header = message.body
+        blank = self.map[end_of_header - 2:end_of_header] == b"\r\n" and 2 or 1
+        blank_start = end_of_header - blank if message.body > message.header else message.header
+        if pos < blank_start:
+            visible.append(self.map[pos:blank_start])
+        text = b"".join(visible)
+        if text and not text.endswith(b"\n"):
+            text += b"\n"
+        return text + fmt.status_block(message, message.keywords, base) + b"\n"
+
+    def close(self):
+        """Release the file; nothing is written."""
+        if self.session_lock:
+            self.session_lock.release()
+            self.session_lock = None
+        self._unmap()
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
+
+
+def _privileged_factory():
+    """server.privileges.privileged_group_effective when a saved mail group exists."""
+    try:
+        from server.privileges import privileged_gid, privileged_group_effective
+    except ImportError:
+        return None
+    return privileged_group_effective if privileged_gid() is not None else None

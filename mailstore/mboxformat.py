@@ -1,0 +1,303 @@
+"""The Berkeley mbox format as UW c-client reads and writes it (reference/mbox-compat.md).
+
+Pure functions over a bytes-like buffer (an mmap in production): find message
+boundaries, read UW's metadata headers, and render them again. No locking,
+no file handling: that is mailstore.mbox's concern.
+"""
+
+import re
+import time
+
+from mailstore.fromline import is_from_line
+
+# System flags as bits; "OLD" is UW's Status: O (the message is no longer \Recent).
+SEEN, ANSWERED, FLAGGED, DELETED, DRAFT, OLD = 1, 2, 4, 8, 16, 32
+FLAG_NAMES = ((ANSWERED, "\\Answered"), (FLAGGED, "\\Flagged"), (DELETED, "\\Deleted"),
+              (DRAFT, "\\Draft"), (SEEN, "\\Seen"))
+_LETTERS = {ord("R"): SEEN, ord("O"): OLD, ord("D"): DELETED, ord("F"): FLAGGED,
+            ord("A"): ANSWERED, ord("T"): DRAFT}
+
+# UW pads the status block so most flag changes keep the header's size (§5).
+PAD_BLOCK, PAD_BLOCK_WITH_BASE = 50, 80
+PSEUDO_SUBJECT = b"DON'T DELETE THIS MESSAGE -- FOLDER INTERNAL DATA"
+
+# One metadata header line and its continuation lines, any case; UW matches
+# case-sensitively and drops wrongly-cased copies ("bogus" headers), so the
+# case is checked after the match.
+_META = re.compile(
+    rb"^(status|x-status|x-keywords|x-uid|x-imapbase|x-imap):[^\n]*\n(?:[ \t][^\n]*\n)*",
+    re.M | re.I)
+_CANONICAL = {b"Status", b"X-Status", b"X-Keywords", b"X-UID", b"X-IMAPbase", b"X-IMAP"}
+_CONTENT_LENGTH = re.compile(rb"^Content-Length:[ \t]*(\d{1,12})[ \t\r]*\n", re.M | re.I)
+
+
+class NotMbox(Exception):
+    """The file does not start with a From_ line, so it is not an mbox."""
+
+
+class Message:
+    """One message's place in the file and its parsed metadata.
+
+    Offsets: `start` is the From_ line, `header` the first header line,
+    `body` the first body byte, `end` the end of the message text (the
+    separator line excluded); `hidden` lists (start, end) spans of metadata
+    lines inside the header, which clients never see.
+    """
+
+    __slots__ = ("start", "header", "body", "end", "hidden", "uid", "flags",
+                 "keywords", "size", "dirty", "base")
+
+    def __init__(self, start, header, body, end, hidden):
+        self.start, self.header, self.body, self.end = start, header, body, end
+        self.hidden = hidden
+        self.uid = 0
+        self.flags = 0
+        self.keywords = ()
+        self.size = 0
+        self.dirty = False
+        self.base = None
+
+
+def skip_leading_whitespace(buf):
+    """Offset of the first byte that is not CR, LF, SP or TAB (UW tolerates these)."""
+    i, n = 0, len(buf)
+    while i < n and buf[i] in b"\r\n \t":
+        i += 1
+    return i
+
+
+def line_end(buf, pos):
+    """Offset just past the LF ending the line at pos (or the buffer's end)."""
+    nl = buf.find(b"\n", pos)
+    return len(buf) if nl < 0 else nl + 1
+
+
+def from_line_at(buf, pos):
+    """True when a valid From_ line starts at pos."""
+    if buf[pos:pos + 5] != b"From ":
+        return False
+    nl = buf.find(b"\n", pos, pos + 1024)
+    line = buf[pos:nl if nl >= 0 else min(len(buf), pos + 1024)]
+    return is_from_line(line)
+
+
+def header_end(buf, header, limit):
+    """Offset of the empty line ending the header that starts at `header`, or limit."""
+    if buf[header:header + 1] == b"\n" or buf[header:header + 2] == b"\r\n":
+        return header
+    best = limit
+    for pattern in (b"\n\n", b"\n\r\n"):
+        found = buf.find(pattern, header, limit)
+        if 0 <= found < best:
+            best = found + 1
+    return best
+
+
+def next_boundary(buf, pos):
+    """Offset of the next valid From_ line at or after a line start past pos."""
+    n = len(buf)
+    while True:
+        found = buf.find(b"\nFrom ", pos)
+        if found < 0:
+            return n
+        if from_line_at(buf, found + 1):
+            return found + 1
+        pos = found + 1
+
+
+def content_length_end(buf, header_bytes, body):
+    """Where the message ends if its Content-Length is exact (Dovecot style), else None.
+
+    Exact means EOF, or a valid From_ line, follows that many body bytes
+    (with or without a separating empty line).
+    """
+    match = _CONTENT_LENGTH.search(header_bytes)
+    if not match:
+        return None
+    end = body + int(match.group(1))
+    n = len(buf)
+    if end > n:
+        return None
+    if end == n or (end == n - 1 and buf[end:end + 1] == b"\n"):
+        return end
+    if buf[end:end + 1] == b"\n" and from_line_at(buf, end + 1):
+        return end
+    return end if from_line_at(buf, end) else None
+
+
+def text_end(buf, body, limit):
+    """End of the message text before `limit`: a final empty line is the separator."""
+    if limit - body >= 2 and buf[limit - 2:limit] == b"\n\n":
+        return limit - 1
+    if limit - body >= 3 and buf[limit - 3:limit] == b"\n\r\n":
+        return limit - 2
+    return limit
+
+
+def scan_message(buf, start):
+    """Parse the message whose From_ line is at start; return (Message, next_start)."""
+    header = line_end(buf, start)
+    limit = next_boundary(buf, header)
+    hend = header_end(buf, header, limit)
+    body = min(line_end(buf, hend), limit) if hend < limit else limit
+    header_bytes = buf[header:hend]
+    exact = content_length_end(buf, header_bytes, body)
+    if exact is not None and exact >= body:
+        nxt = exact + 1 if buf[exact:exact + 1] == b"\n" and exact + 1 <= len(buf) else exact
+        nxt = min(nxt, len(buf))
+        end = exact
+    else:
+        nxt, end = limit, text_end(buf, body, limit)
+    hidden = tuple((header + m.start(), header + m.end()) for m in _META.finditer(header_bytes))
+    return Message(start, header, body, end, hidden), nxt
+
+
+def scan(buf, start=0):
+    """Parse every message from `start` (a From_ line, or the file's beginning) to EOF."""
+    pos = start
+    if start == 0:
+        pos = skip_leading_whitespace(buf)
+        if pos == len(buf):
+            return []
+        if not from_line_at(buf, pos):
+            raise NotMbox("file does not begin with a From_ line")
+    messages = []
+    n = len(buf)
+    while pos < n:
+        message, pos = scan_message(buf, pos)
+        messages.append(message)
+    return messages
+
+
+def crlf_size(buf, start, end):
+    """Octets of buf[start:end] on the wire: CRs dropped, every LF sent as CRLF."""
+    chunk = buf[start:end]
+    return len(chunk) - chunk.count(b"\r") + chunk.count(b"\n")
+
+
+def visible_spans(message):
+    """The (start, end) spans of the message's header+body that clients see."""
+    spans, pos = [], message.header
+    for hstart, hend in message.hidden:
+        if hstart > pos:
+            spans.append((pos, hstart))
+        pos = hend
+    spans.append((pos, message.end))
+    return spans
+
+
+def compute_size(buf, message):
+    """RFC822.SIZE: the visible header and body in CRLF form (mbox-compat.md §9)."""
+    size = sum(crlf_size(buf, s, e) for s, e in visible_spans(message))
+    if message.end > message.header and buf[message.end - 1:message.end] != b"\n":
+        size += 2  # an unterminated last line is sent with a CRLF
+    return size
+
+
+class MetaHeaders:
+    """The metadata headers of one message, as UW would honour them."""
+
+    __slots__ = ("status", "uid", "keywords", "imap", "imapbase", "bogus")
+
+    def __init__(self):
+        self.status = None
+        self.uid = None
+        self.keywords = None
+        self.imap = None
+        self.imapbase = None
+        self.bogus = False
+
+
+def read_meta(buf, message):
+    """Read the metadata lines of a message; wrongly-cased names count as bogus."""
+    meta = MetaHeaders()
+    letters = b""
+    for hstart, hend in message.hidden:
+        line = bytes(buf[hstart:line_end(buf, hstart)])
+        name, _, value = line.partition(b":")
+        value = value.strip()
+        if name not in _CANONICAL:
+            meta.bogus = True
+            continue
+        if name in (b"Status", b"X-Status"):
+            letters += value
+            meta.status = letters
+        elif name == b"X-UID":
+            meta.uid = value
+        elif name == b"X-Keywords":
+            meta.keywords = value.split()
+        elif name == b"X-IMAP":
+            meta.imap = value
+        else:
+            meta.imapbase = value
+    return meta
+
+
+def flags_from_letters(letters):
+    """Flag bits from Status/X-Status letters; unknown letters are ignored (UW)."""
+    flags = 0
+    for letter in letters or b"":
+        flags |= _LETTERS.get(letter, 0)
+    return flags
+
+
+def parse_base(value):
+    """(uidvalidity, last_uid, keywords) from an X-IMAP/X-IMAPbase value, or None."""
+    fields = value.split()
+    if len(fields) < 2 or not fields[0].isdigit() or not fields[1].isdigit():
+        return None
+    uidvalidity = int(fields[0])
+    if uidvalidity == 0 or uidvalidity > 0xFFFFFFFF:
+        return None
+    keywords = [k.decode("ascii", "replace") for k in fields[2:]]
+    return uidvalidity, int(fields[1]), keywords
+
+
+def status_block(message, keywords_text, base=None):
+    """UW's metadata block for the end of a header (§5), padded for in-place updates."""
+    flags = message.flags
+    status = b"Status: " + (b"R" if flags & SEEN else b"") + (b"O" if flags & OLD else b"") + b"\n"
+    xstatus = b"X-Status: " + b"".join(
+        letter for bit, letter in ((DELETED, b"D"), (FLAGGED, b"F"), (ANSWERED, b"A"), (DRAFT, b"T"))
+        if flags & bit) + b"\n"
+    keywords = b"X-Keywords:" + b"".join(b" " + k.encode("ascii") for k in keywords_text)
+    head = base or b""
+    block = head + status + xstatus + keywords
+    target = PAD_BLOCK_WITH_BASE if base else PAD_BLOCK
+    if len(block) < target:
+        block += b" " * (target - len(block))
+    return block + b"\n" + b"X-UID: %d\n" % message.uid
+
+
+def base_line(uidvalidity, last_uid, keywords, name=b"X-IMAPbase", padded=False):
+    """The X-IMAPbase (or X-IMAP) line: UIDVALIDITY, last UID, keyword list.
+
+    X-IMAP pads both numbers to 10 digits as UW does; a padded X-IMAPbase
+    (as Dovecot writes it, and UW reads it) lets the last UID grow in place.
+    """
+    words = b"".join(b" " + k.encode("ascii") for k in keywords)
+    if name == b"X-IMAP":
+        return b"X-IMAP: %010d %010d%s\n" % (uidvalidity, last_uid, words)
+    if padded:
+        return b"%s: %d %010d%s\n" % (name, uidvalidity, last_uid, words)
+    return b"%s: %d %d%s\n" % (name, uidvalidity, last_uid, words)
+
+
+def pseudo_message(uidvalidity, last_uid, keywords, hostname, now=None):
+    """UW's "FOLDER INTERNAL DATA" pseudo-message that keeps a mailbox's UID state (§6)."""
+    now = int(time.time() if now is None else now)
+    ctime = time.asctime(time.localtime(now))
+    zone = time.strftime("%z", time.localtime(now)).encode("ascii")
+    date = time.strftime("%d %b %Y %H:%M:%S ", time.localtime(now)).encode("ascii") + zone
+    host = hostname.encode("ascii", "replace")
+    return (b"From MAILER-DAEMON " + ctime.encode("ascii") + b"\n"
+            + b"Date: " + date + b"\n"
+            + b"From: Mail System Internal Data <MAILER-DAEMON@" + host + b">\n"
+            + b"Subject: " + PSEUDO_SUBJECT + b"\n"
+            + b"Message-ID: <%d@" % now + host + b">\n"
+            + base_line(uidvalidity, last_uid, keywords, b"X-IMAP")
+            + b"Status: RO\n\n"
+            + b"This entry holds the folder's UID and keyword state for the mail server.\n"
+            + b"It is not a message and mail programs that know the format hide it.\n"
+            + b"Removing it makes every mail client download this folder again,\n"
+            + b"because the folder then gets new UIDs.\n\n")

@@ -1,0 +1,1 @@
+"""Plumbing shared by ipop3d and imapd: transport, configuration, logging, limits."""
