@@ -1,4 +1,4 @@
-#!/usr/bin/python3 -I
+#!/usr/bin/python3
 """ipop3d: a POP3 server (RFC 1939, 2449, 5034, 2595) started by inetd once per connection.
 
 The connection is fd 0/1. The process greets, authenticates, drops root for
