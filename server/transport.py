@@ -48,8 +48,8 @@ class Transport:
         return self.local[1] if self.local else None
 
     def is_loopback(self):
-        """True for a loopback peer, or for pipes (a local user's own process)."""
-        if self.sock is None:
+        """True for a loopback peer, or for pipes and Unix sockets (local processes)."""
+        if self.sock is None or self.sock.family == socket.AF_UNIX:
             return True
         try:
             return ipaddress.ip_address(self.peer[0].split("%")[0]).is_loopback
