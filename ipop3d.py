@@ -28,6 +28,13 @@ STORE_REPLIES = {
     "not-found": "-ERR [SYS/PERM] No mailbox",
 }
 
+# A failed login's reply by method, in UW's words (servers.md §2.2), with RFC 3206's [AUTH].
+LOGIN_FAILURE_REPLIES = {
+    "user": "-ERR [AUTH] Bad login",
+    "apop": "-ERR [AUTH] Bad APOP",
+    "auth": "-ERR [AUTH] Bad authentication",
+}
+
 
 class CloseSession(Exception):
     """Leave the command loop after the reply that was already sent."""
@@ -230,7 +237,7 @@ class Pop3Session:
                              + b".\r\n")
 
     def cmd_capa(self, argument):
-        self.multiline("+OK Capability list follows", self.capabilities())
+        self.multiline("+OK Capability list follows:", self.capabilities())
 
     def cmd_noop(self, argument):
         self.reply("+OK No-op to you too!")
@@ -342,14 +349,14 @@ class Pop3Session:
 
         try:
             principal = check(self.authenticator())
-        except AuthFailed as failure:
+        except AuthFailed:
             self.log.reopen()
-            self.login_failed(user, str(failure))
+            self.login_failed(user, method)
             return
         self.log.reopen()
         self.enter_transaction(principal, method)
 
-    def login_failed(self, user, reason):
+    def login_failed(self, user, method):
         self.login_failures += 1
         self.log.auth("notice", "Login failed user=%s auth=%s host=%s"
                       % (_printable(user), _printable(user), self.host))
@@ -359,7 +366,7 @@ class Pop3Session:
             self.log.auth("notice", "Login excessive login failures user=%s host=%s"
                           % (_printable(user), self.host))
             raise CloseSession()
-        self.reply("-ERR [AUTH] Bad login")
+        self.reply(LOGIN_FAILURE_REPLIES[method])
 
     def enter_transaction(self, principal, method):
         from mailstore import StoreError, open_store
