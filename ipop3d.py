@@ -36,6 +36,10 @@ LOGIN_FAILURE_REPLIES = {
 }
 
 
+class AuthCancelled(Exception):
+    """The client answered a SASL challenge with `*` (RFC 5034 §4): not a failed login."""
+
+
 class CloseSession(Exception):
     """Leave the command loop after the reply that was already sent."""
 
@@ -314,7 +318,7 @@ class Pop3Session:
             except LineTooLong:
                 raise AuthFailed("SASL response too long") from None
             if line == b"*":
-                raise AuthFailed("authentication cancelled by the client")
+                raise AuthCancelled()
             data = _base64(line)
 
     def cmd_rpop(self, argument):
@@ -349,6 +353,9 @@ class Pop3Session:
 
         try:
             principal = check(self.authenticator())
+        except AuthCancelled:
+            self.reply("-ERR [AUTH] Authentication cancelled")
+            return
         except AuthFailed:
             self.log.reopen()
             self.login_failed(user, method)
