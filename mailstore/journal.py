@@ -9,24 +9,29 @@ journal that the next open replays. Mail that an MTA appended after a crash
 (once our locks died with the process) is found past the size we left the
 file at, and kept.
 
-Journal layout: MAGIC, one stage byte, LF, a JSON header line, then the
-payload of every write, back to back.
+Journal layout: MAGIC, padding, a pointer sector, then the payload of every
+write and the JSON header, back to back.  The pointer sector names both the
+current header and the stage reached, so that one sector write moves the
+journal from one consistent state to the next (also when recovery publishes
+a new header that carries mail appended after a crash).
 """
 
 import hashlib
 import json
 import os
 
-MAGIC = b"PYIMAPD-JOURNAL 1\n"
-STAGE_OFFSET = len(MAGIC)
-# The pointer to the header lives in its own 512-byte sector, so that
-# updating it is a single sector write.
+MAGIC = b"PYIMAPD-JOURNAL 2\n"
+# The pointer to the header, with the stage, lives in its own 512-byte
+# sector, so that updating it is a single sector write.
 POINTER_OFFSET, POINTER_SIZE = 512, 512
 PAYLOAD_OFFSET = POINTER_OFFSET + POINTER_SIZE
 # Stages: journal complete, mailbox untouched (maybe being extended);
-# mailbox extended to its working size, writes in progress; writes done
-# and the file truncated to its final size.
-JOURNALED, WRITING, TRUNCATED = b"J", b"W", b"T"
+# mailbox extended to its working size, writes in progress; writes done and
+# a NUL mark put at the final end, the file maybe truncated there (the mark
+# tells, see _foreign_start); truncated to its final size.
+JOURNALED, WRITING, SHRINKING, TRUNCATED = "J", "W", "S", "T"
+# How many NUL bytes mark the final end before a shrinking truncate.
+END_MARK = 512
 CHUNK = 1 << 20
 
 
@@ -85,15 +90,18 @@ def _append_payload(jfd, chunks, digest):
     return position, length
 
 
-def _publish_header(jfd, header):
-    """Append the header, fsync, then point the pointer sector at it and fsync."""
+def _publish_header(jfd, header, stage):
+    """Append the header, fsync, then point the pointer sector at it (with `stage`) and fsync.
+
+    Returns the pointer, for _set_stage.
+    """
     blob = json.dumps(header).encode("ascii")
     position = os.lseek(jfd, 0, os.SEEK_END)
     _write_all(jfd, blob)
     os.fsync(jfd)
-    pointer = json.dumps({"at": position, "len": len(blob)}).encode("ascii")
-    os.pwrite(jfd, pointer.ljust(POINTER_SIZE), POINTER_OFFSET)
-    os.fsync(jfd)
+    pointer = {"at": position, "len": len(blob)}
+    _set_stage(jfd, pointer, stage)
+    return pointer
 
 
 def write_journal(path, identity, writes, old_end, tail=False):
@@ -107,7 +115,7 @@ def write_journal(path, identity, writes, old_end, tail=False):
     digest = hashlib.sha256()
     fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
     try:
-        os.write(fd, (MAGIC + JOURNALED + b"\n").ljust(PAYLOAD_OFFSET, b"\n"))
+        os.write(fd, MAGIC.ljust(PAYLOAD_OFFSET, b"\n"))
         layout = []
         for offset, chunks in writes:
             position, length = _append_payload(fd, chunks, digest)
@@ -117,7 +125,7 @@ def write_journal(path, identity, writes, old_end, tail=False):
             new_end = layout[-1][0] + layout[-1][1]
         _publish_header(fd, {"dev": identity[0], "ino": identity[1], "old_end": old_end,
                              "new_end": new_end, "writes": layout,
-                             "sha256": digest.hexdigest()})
+                             "sha256": digest.hexdigest()}, JOURNALED)
     except BaseException:
         os.close(fd)
         _unlink_quietly(path)
@@ -126,25 +134,30 @@ def write_journal(path, identity, writes, old_end, tail=False):
     _fsync_dir(path)
 
 
-def _set_stage(jfd, stage):
-    os.pwrite(jfd, stage, STAGE_OFFSET)
+def _set_stage(jfd, pointer, stage):
+    """Record the stage reached, in the pointer sector, and fsync."""
+    pointer["stage"] = stage
+    blob = json.dumps(pointer).encode("ascii")
+    os.pwrite(jfd, blob.ljust(POINTER_SIZE), POINTER_OFFSET)
     os.fsync(jfd)
 
 
 def _read_header(jfd):
+    """(pointer, header) of a published journal; JournalError if there is none."""
     head = os.pread(jfd, PAYLOAD_OFFSET, 0)
     if len(head) < PAYLOAD_OFFSET or not head.startswith(MAGIC):
         raise JournalError("journal header is incomplete")
-    stage = head[STAGE_OFFSET:STAGE_OFFSET + 1]
     try:
         pointer = head[POINTER_OFFSET:].strip()
         if not pointer:
             raise JournalError("journal was not completed")
         pointer = json.loads(pointer)
+        if pointer["stage"] not in (JOURNALED, WRITING, SHRINKING, TRUNCATED):
+            raise JournalError("journal stage is unknown")
         header = json.loads(os.pread(jfd, pointer["len"], pointer["at"]))
     except (ValueError, UnicodeDecodeError, KeyError, TypeError):
         raise JournalError("journal header is damaged") from None
-    return stage, header
+    return pointer, header
 
 
 def _verify(jfd, header):
@@ -172,7 +185,7 @@ def apply(fd, journal_path):
     """
     jfd = os.open(journal_path, os.O_RDWR | os.O_NOFOLLOW)
     try:
-        _, header = _read_header(jfd)
+        pointer, header = _read_header(jfd)
         old_end = header["old_end"]
         working = max(old_end, header["new_end"])
         if working > old_end:
@@ -183,18 +196,28 @@ def apply(fd, journal_path):
                 os.ftruncate(fd, old_end)
                 _unlink_quietly(journal_path)
                 raise
-        _set_stage(jfd, WRITING)
-        _finish(fd, jfd, header, journal_path)
+        _set_stage(jfd, pointer, WRITING)
+        _finish(fd, jfd, pointer, header, journal_path)
     finally:
         os.close(jfd)
 
 
-def _finish(fd, jfd, header, journal_path):
+def _finish(fd, jfd, pointer, header, journal_path):
+    """From stage WRITING: apply the writes, cut the file to its final size, drop the journal."""
     _apply_writes(fd, jfd, header)
     os.fsync(fd)
-    os.ftruncate(fd, header["new_end"])
+    new_end = header["new_end"]
+    working = max(header["old_end"], new_end)
+    if new_end < working:
+        # Mark the final end with NULs first: after a crash, a NUL there means
+        # the truncate has not happened (mail appended later begins past the
+        # working size), anything else that it has (later mail begins at new_end).
+        _pwrite_all(fd, bytes(min(END_MARK, working - new_end)), new_end)
+        os.fsync(fd)
+        _set_stage(jfd, pointer, SHRINKING)
+    os.ftruncate(fd, new_end)
     os.fsync(fd)
-    _set_stage(jfd, TRUNCATED)
+    _set_stage(jfd, pointer, TRUNCATED)
     _unlink_quietly(journal_path)
     _fsync_dir(journal_path)
 
@@ -207,6 +230,10 @@ def _foreign_start(fd, stage, header):
         return working
     if stage == TRUNCATED:
         return new_end
+    if stage == SHRINKING:
+        size = os.fstat(fd).st_size
+        untruncated = size > new_end and os.pread(fd, 1, new_end) == b"\0"
+        return working if untruncated else new_end
     # JOURNALED: the extension may or may not have happened; it is NUL
     # bytes, and appended mail starts with "From ", so the bytes tell.
     if working > old_end and os.fstat(fd).st_size >= working:
@@ -228,29 +255,31 @@ def recover(fd, journal_path, identity):
         return False
     try:
         try:
-            stage, header = _read_header(jfd)
+            pointer, header = _read_header(jfd)
             if [header["dev"], header["ino"]] != list(identity):
                 raise JournalError("journal belongs to another file")
             _verify(jfd, header)
         except JournalError:
             _unlink_quietly(journal_path)
             return False
-        if stage == TRUNCATED:
+        if pointer["stage"] == TRUNCATED:
             _unlink_quietly(journal_path)
             return True
-        _recover_with_foreign(fd, jfd, stage, header, journal_path)
+        _recover_with_foreign(fd, jfd, pointer, header, journal_path)
         return True
     finally:
         os.close(jfd)
 
 
-def _recover_with_foreign(fd, jfd, stage, header, journal_path):
+def _recover_with_foreign(fd, jfd, pointer, header, journal_path):
     """Finish the rewrite, moving mail appended after the crash behind it.
 
     The move itself is journalled first, by appending the foreign bytes to
-    the journal, so a crash during recovery is recovered the same way.
+    the journal, so a crash during recovery is recovered the same way.  The
+    new header is published together with stage WRITING: the file is then
+    exactly its old_end long, so later mail is found past it.
     """
-    start = _foreign_start(fd, stage, header)
+    start = _foreign_start(fd, pointer["stage"], header)
     size = os.fstat(fd).st_size
     if size > start:
         digest = hashlib.sha256()
@@ -261,12 +290,12 @@ def _recover_with_foreign(fd, jfd, stage, header, journal_path):
         header = dict(header, writes=header["writes"] + [[header["new_end"], length, position]],
                       new_end=header["new_end"] + length, old_end=size,
                       sha256=digest.hexdigest())
-        _publish_header(jfd, header)
+        pointer = _publish_header(jfd, header, WRITING)
     working = max(header["old_end"], header["new_end"])
     if os.fstat(fd).st_size < working:
         # As in apply(): stage WRITING promises the file is exactly `working`
         # long, so anything found past it later is someone else's mail.
         os.posix_fallocate(fd, 0, working)
         os.fsync(fd)
-    _set_stage(jfd, WRITING)
-    _finish(fd, jfd, header, journal_path)
+    _set_stage(jfd, pointer, WRITING)
+    _finish(fd, jfd, pointer, header, journal_path)

@@ -69,6 +69,7 @@ class MboxMailbox:
         self.keywords = []
         self.dirty = False
         self.session_lock = None
+        self.layout = None
 
     # -- opening and parsing ---------------------------------------------
 
@@ -142,7 +143,7 @@ class MboxMailbox:
         self._unmap()
         self.size = os.fstat(self.fd).st_size
         if self.size == 0:
-            self.messages, self.pseudo = [], None
+            self.messages, self.pseudo, self.layout = [], None, None
             self.uidvalidity, self.last_uid, self.keywords = int(time.time()), 0, []
             return
         self.map = mmap.mmap(self.fd, self.size, prot=mmap.PROT_READ)
@@ -151,6 +152,24 @@ class MboxMailbox:
         except fmt.NotMbox:
             raise StoreError(StoreError.CORRUPT, "%s is not in mbox format" % self.path) from None
         self._apply_metadata(messages)
+        self.layout = self._layout_digest()
+
+    def _layout_digest(self):
+        """Where each known message starts, its From_ line, and the end of the last one.
+
+        Mail appended by an MTA and in-place header patches by another session
+        leave this unchanged; a rewrite by another program that moved data
+        does not, and our offsets would then point at the wrong bytes.
+        """
+        known = ([self.pseudo] if self.pseudo else []) + self.messages
+        digest = hashlib.sha256()
+        for message in known:
+            digest.update(b"%d " % message.start)
+            digest.update(self.map[message.start:message.header])
+        if known:
+            last = known[-1]
+            digest.update(self.map[max(last.body, last.end - 64):last.end])
+        return digest.digest()
 
     def _unmap(self):
         if self.map is not None:
@@ -270,11 +289,13 @@ class MboxMailbox:
             raise StoreError(StoreError.TEMPORARY, "mailbox shrank from %d to %d bytes"
                              % (self.size, st.st_size))
         if st.st_size == self.size:
+            self._check_layout()
             return
         old_size = self.size
         self._unmap()
         self.size = st.st_size
         self.map = mmap.mmap(self.fd, self.size, prot=mmap.PROT_READ)
+        self._check_layout()
         start = old_size + fmt.skip_leading_whitespace(self.map[old_size:old_size + 4096])
         if old_size and not fmt.from_line_at(self.map, start):
             raise StoreError(StoreError.TEMPORARY, "unexpected changes to mailbox")
@@ -284,6 +305,12 @@ class MboxMailbox:
         fresh = fmt.scan(self.map, start)
         self._assign_uids(fresh, trusted=False)
         self.messages.extend(fresh)
+        self.layout = self._layout_digest()
+
+    def _check_layout(self):
+        """Refuse to write when another program rewrote what we parsed (UW aborts too)."""
+        if self.layout is not None and self._layout_digest() != self.layout:
+            raise StoreError(StoreError.TEMPORARY, "mailbox was rewritten by another program")
 
     def _rewrite(self, doomed):
         """Compute the new file, journal it, then write it in place."""
@@ -323,7 +350,7 @@ class MboxMailbox:
             need_base = False
             if not (message.dirty or base):
                 continue
-            region = self._render_header(message, base)
+            region = self._header_region(message, base)
             if len(region) != message.body - message.header:
                 tail_from = message.start
             elif region != self.map[message.header:message.body]:
@@ -363,11 +390,29 @@ class MboxMailbox:
             if message.start < tail_from:
                 continue
             yield self.map[message.start:message.header]
-            yield self._render_header(message, base)
+            yield self._header_region(message, base)
             yield from self.body_chunks(message)
             if message.end > message.body and self.map[message.end - 1:message.end] != b"\n":
                 yield b"\n"
             yield b"\n"
+
+    def _header_region(self, message, base):
+        """The header to write: as on disk if we changed nothing, else rendered.
+
+        Another session may have patched a message's flags in place since we
+        parsed it (RFC 2180); rendering our stale copy would undo that.  Only
+        X-IMAPbase, if it must change, is replaced when its size allows.
+        """
+        region = bytes(self.map[message.header:message.body])
+        if message.dirty or not region.endswith((b"\n\n", b"\n\r\n")):
+            return self._render_header(message, base)
+        if base is None:
+            return region
+        for start, end in message.hidden:
+            if self.map[start:start + 11] == b"X-IMAPbase:" and end - start == len(base):
+                offset = start - message.header
+                return region[:offset] + base + region[offset + len(base):]
+        return self._render_header(message, base)
 
     def _render_header(self, message, base):
         """Visible header lines, then UW's metadata block, then the empty line."""
