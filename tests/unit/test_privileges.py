@@ -99,7 +99,8 @@ def mail_spool():
 
 
 def _drop(principal, group=None, run_as=None, lock_dir=None):
-    args = {"principal": principal.__dict__, "group": group, "run_as": run_as, "lock_dir": lock_dir}
+    fields = {name: getattr(principal, name) for name in ("name", "uid", "gid", "home")}
+    args = {"principal": fields, "group": group, "run_as": run_as, "lock_dir": lock_dir}
     result = subprocess.run(
         [sys.executable, "-c", DROP_AND_REPORT, json.dumps(args)],
         cwd=REPO,
