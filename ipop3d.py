@@ -201,9 +201,9 @@ class Pop3Session:
 
     def challenge_mechanisms(self):
         """APOP and CRAM-MD5 exist only where plaintext secrets do (servers.md §4.2)."""
-        from auth import secretsfile
+        from auth import challenge_mechanisms_enabled
 
-        return secretsfile.is_present(self.config.cram_md5_file) or bool(self.config.passwd_file)
+        return challenge_mechanisms_enabled(self.config)
 
     def plaintext_allowed(self):
         return (not self.config.disable_plaintext_auth or self.transport.encrypted

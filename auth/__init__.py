@@ -40,3 +40,13 @@ class AuthFailed(Exception):
 
     The text is for syslog only, never for the client.
     """
+
+
+def challenge_mechanisms_enabled(config):
+    """True when APOP and CRAM-MD5 can be offered: plaintext secrets are on hand.
+
+    Light enough for the greeting: only the secrets file's presence is checked.
+    """
+    from auth import secretsfile
+
+    return secretsfile.is_present(config.cram_md5_file) or bool(config.passwd_file)

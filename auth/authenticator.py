@@ -16,7 +16,7 @@ import hashlib
 import hmac
 from dataclasses import dataclass
 
-from auth import AuthFailed, Principal, passwd, passwdfile, secretsfile
+from auth import AuthFailed, Principal, challenge_mechanisms_enabled, passwd, passwdfile, secretsfile
 
 
 def _as_bytes(value):
@@ -48,7 +48,7 @@ class Authenticator:
 
     def challenge_mechanisms_enabled(self):
         """True when APOP and CRAM-MD5 can be offered: some plaintext secrets are on hand."""
-        return secretsfile.is_present(self.config.cram_md5_file) or bool(self.config.passwd_file)
+        return challenge_mechanisms_enabled(self.config)
 
     def check_password(self, user, password, rhost=None):
         """Return the Principal for user if password is right, else raise AuthFailed.
