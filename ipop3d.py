@@ -8,7 +8,6 @@ the user, opens INBOX under the MTA's locks and serves it as UW ipop3d does
 
 import base64
 import os
-import signal
 import sys
 import time
 
@@ -569,67 +568,12 @@ COMMANDS = {
 }
 
 
-def parse_arguments(argv):
-    """--config FILE and --tls (implicit TLS, as for pop3s)."""
-    options = {"config": None, "tls": False}
-    args = list(argv)
-    while args:
-        arg = args.pop(0)
-        if arg == "--tls":
-            options["tls"] = True
-        elif arg == "--config" and args:
-            options["config"] = args.pop(0)
-        elif arg.startswith("--config="):
-            options["config"] = arg.split("=", 1)[1]
-        else:
-            raise SystemExit("usage: ipop3d [--config FILE] [--tls]")
-    return options
-
-
 def main(argv=None):
-    from server.config import ConfigError, load
-    from server.log import Log
+    from server.entry import serve
 
-    options = parse_arguments(sys.argv[1:] if argv is None else argv)
-    signal.signal(signal.SIGUSR2, signal.SIG_IGN)  # UW's kiss of death: a busy POP3 session ignores it
-    if os.umask(0o022) == 0:
-        os.umask(0o022)
-    log = Log("ipop3d")
-    transport = Transport(0, 1)
-    try:
-        config = load(options["config"])
-    except ConfigError as error:
-        log("err", "configuration error: %s" % error)
-        transport.write(b"-ERR [SYS/PERM] Server configuration error\r\n")
-        return 1
-    if config.syslog_facility != "mail":
-        log = Log("ipop3d", config.syslog_facility)
-    session = Pop3Session(transport, config, log, _hostname())
-    try:
-        if options["tls"] or transport.local_port == POP3S_PORT:
-            transport.start_tls(session.make_tls_context())
-        session.run()
-    except Exception:
-        _report_crash(log, transport)
-        return 1
-    return 0
-
-
-def _report_crash(log, transport):
-    """An unexpected error: traceback to syslog, a generic reply to the client."""
-    import traceback
-
-    log("err", "internal error: %s" % traceback.format_exc())
-    try:
-        transport.write(b"-ERR [SYS/TEMP] Internal server error, closing connection\r\n")
-    except Exception:
-        pass
-
-
-def _hostname():
-    import socket
-
-    return socket.gethostname() or "localhost"
+    return serve("ipop3d", Pop3Session, POP3S_PORT,
+                 b"-ERR [SYS/PERM] Server configuration error\r\n",
+                 b"-ERR [SYS/TEMP] Internal server error, closing connection\r\n", argv)
 
 
 if __name__ == "__main__":

@@ -31,5 +31,5 @@ def open_store(principal, config, log=None):
 
     location = parse_location(config.mail_location, principal, config.index_dir)
     if location.driver == "mbox":
-        return MboxStore(location, config, log)
+        return MboxStore(location, config, log, user=principal.name)
     raise StoreError(StoreError.NOT_FOUND, "mail storage %r is not supported" % location.driver)

@@ -5,6 +5,7 @@ the file, as UW and Dovecot do; writes re-read any mail appended meanwhile
 under the write lock and rewrite in place through the journal.
 """
 
+import contextlib
 import errno
 import hashlib
 import mmap
@@ -15,15 +16,20 @@ import time
 
 from mailstore import StoreError, journal
 from mailstore import mboxformat as fmt
+from mailstore.fromline import format_from_line, parse_from_line
 from mailstore.locking import lock_mbox
 from mailstore.sessionlock import SessionLock
+
+# UW c-client's NUSERFLAGS: the keywords one mailbox can hold.
+MAX_KEYWORDS = 30
 
 
 class MboxStore:
     """A user's mbox mail: INBOX in the spool, other folders under the root."""
 
-    def __init__(self, location, config, log=None):
+    def __init__(self, location, config, log=None, user="MAILER-DAEMON"):
         self.location = location
+        self.user = user
         self.config = config
         self.log = log or (lambda priority, message: None)
 
@@ -36,6 +42,79 @@ class MboxStore:
         mailbox = MboxMailbox(self.location.inbox, self, readonly)
         mailbox.open(exclusive_session)
         return mailbox
+
+    def open_mailbox(self, name, readonly=False):
+        """Open INBOX or a folder by its IMAP name; a missing folder is NOT_FOUND."""
+        from mailstore import folders
+
+        path = folders.resolve(self.location, name)
+        mailbox = MboxMailbox(path, self, readonly, must_exist=name != b"INBOX")
+        mailbox.open()
+        return mailbox
+
+    # -- mailboxes by name (the IMAP session's view of folders) -------------
+
+    def create(self, name):
+        """CREATE; the folder root itself is made on first use (mode 0700)."""
+        from mailstore import folders
+
+        try:
+            os.makedirs(self.location.root, mode=0o700, exist_ok=True)
+        except OSError as error:
+            raise StoreError(StoreError.NO_PERMISSION, "cannot create the mail folder root: %s"
+                             % error.strerror) from None
+        folders.create(self.location, name, socket.gethostname())
+
+    def delete(self, name):
+        from mailstore import folders
+
+        folders.delete(self.location, name)
+
+    def rename(self, old, new):
+        """Rename a folder; INBOX's messages move and INBOX stays, empty (RFC 3501 §6.3.5)."""
+        from mailstore import folders
+
+        if old != b"INBOX":
+            folders.rename(self.location, old, new)
+            return
+        self.create(new)
+        inbox = self.open_mailbox(b"INBOX")
+        try:
+            target = self.open_mailbox(new)
+            try:
+                with inbox.reading():
+                    items = [(inbox.message_text(m), m.flags & ~fmt.OLD, m.keywords,
+                              inbox.internal_date(m)) for m in inbox.messages]
+                if items:
+                    target.append(items)
+            finally:
+                target.close()
+            uids = [m.uid for m in inbox.messages]
+            inbox.store_flags(uids, "+", fmt.DELETED, ())
+            inbox.expunge(set(uids))
+        finally:
+            inbox.close()
+
+    def subscribe(self, name):
+        from mailstore import folders
+
+        folders.subscribe(self.location, name)
+
+    def unsubscribe(self, name):
+        from mailstore import folders
+
+        folders.unsubscribe(self.location, name)
+
+    def subscriptions(self):
+        from mailstore import folders
+
+        return folders.subscribed(self.location)
+
+    def list(self, pattern):
+        """(name, attributes) of every mailbox the LIST pattern matches."""
+        from mailstore import folders
+
+        return folders.list_folders(self.location, pattern)
 
     def journal_path(self, path, identity):
         """The journal file for a mailbox, in the user's index directory."""
@@ -54,8 +133,11 @@ class MboxStore:
 class MboxMailbox:
     """One open mbox file: its messages, UID state, and the write-back."""
 
-    def __init__(self, path, store, readonly):
+    def __init__(self, path, store, readonly, must_exist=False):
         self.path = path
+        self.must_exist = must_exist
+        self.stamp = None
+        self._uid_index = None
         self.store = store
         self.readonly = readonly
         self.fd = None
@@ -77,6 +159,8 @@ class MboxMailbox:
         """Open and parse the file; a missing file is an empty mailbox."""
         fd = self._open_file()
         if fd is None:
+            if self.must_exist:
+                raise StoreError(StoreError.NOT_FOUND, "no such mailbox")
             self.uidvalidity = int(time.time())
             return
         self.fd = fd
@@ -145,6 +229,7 @@ class MboxMailbox:
         if self.size == 0:
             self.messages, self.pseudo, self.layout = [], None, None
             self.uidvalidity, self.last_uid, self.keywords = int(time.time()), 0, []
+            self._parsed()
             return
         self.map = mmap.mmap(self.fd, self.size, prot=mmap.PROT_READ)
         try:
@@ -153,6 +238,13 @@ class MboxMailbox:
             raise StoreError(StoreError.CORRUPT, "%s is not in mbox format" % self.path) from None
         self._apply_metadata(messages)
         self.layout = self._layout_digest()
+        self._parsed()
+
+    def _parsed(self):
+        """Remember what the file looked like, to notice anyone's later change."""
+        st = os.fstat(self.fd)
+        self.stamp = (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+        self._uid_index = None
 
     def _layout_digest(self):
         """Where each known message starts, its From_ line, and the end of the last one.
@@ -254,6 +346,210 @@ class MboxMailbox:
         for pos in range(message.body, message.end, chunk):
             yield self.map[pos:min(message.end, pos + chunk)]
 
+    def message_text(self, message):
+        """The whole message as clients see it (LF form as stored)."""
+        return b"".join(self.visible_chunks(message))
+
+    def internal_date(self, message):
+        """(unix time, zone offset in minutes) from the From_ line; the epoch if unparsable."""
+        parsed = parse_from_line(bytes(self.map[message.start:message.header]).rstrip(b"\r\n"))
+        return (parsed[1], parsed[2]) if parsed else (0, 0)
+
+    def by_uid(self, uid):
+        """The message with this UID, or None (expunged, or not yet seen)."""
+        if self._uid_index is None:
+            self._uid_index = {m.uid: m for m in self.messages}
+        return self._uid_index.get(uid)
+
+    # -- several sessions on one mailbox (RFC 2180) ------------------------
+
+    def changed(self):
+        """True when someone wrote to (or created) the file since we parsed it."""
+        if self.fd is None:
+            return os.path.exists(self.path)
+        st = os.fstat(self.fd)
+        return (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns) != self.stamp
+
+    def refresh(self):
+        """Re-read the file if anyone changed it; True when it was re-read."""
+        if not self.changed():
+            return False
+        if self.fd is None:
+            self._open_created()
+            return True
+        with self._lock(exclusive=False):
+            self._reload()
+        return True
+
+    @contextlib.contextmanager
+    def reading(self):
+        """Hold the read lock while message text is read, so no rewrite moves it meanwhile."""
+        if self.fd is None:
+            yield
+            return
+        with self._lock(exclusive=False):
+            if self.changed():
+                self._reload()
+            yield
+
+    def claim_recent(self):
+        """Persist UIDs of new mail and take its \\Recent for this session (RFC 3501 §2.3.2).
+
+        Under the write lock every message not yet marked old is marked old,
+        so exactly one session reports it as \\Recent. Returns those UIDs.
+        A read-only session claims nothing and sees them as recent.
+        """
+        if self.readonly or self.fd is None:
+            return {m.uid for m in self.messages if not m.flags & fmt.OLD}
+        with self._write_lock():
+            recent = set()
+            for message in self.messages:
+                if not message.flags & fmt.OLD:
+                    recent.add(message.uid)
+                    message.flags |= fmt.OLD
+                    message.dirty = True
+            self._write_changes()
+        return recent
+
+    def store_flags(self, uids, mode, bits, keywords):
+        """Add (+), remove (-) or set ("") flags and keywords on messages by UID.
+
+        Applied to the file's current state under the write lock, so a change
+        another session made meanwhile to other flags is kept. UIDs expunged
+        meanwhile are skipped.
+        """
+        wanted = set(uids)
+        with self._write_lock():
+            if mode != "-":
+                self._add_keywords(keywords)
+            for message in self.messages:
+                if message.uid in wanted:
+                    self._apply_flags(message, mode, bits, keywords)
+            self._write_changes()
+
+    def expunge(self, uids=None):
+        """Remove \\Deleted messages (only those in uids if given); return their UIDs."""
+        with self._write_lock():
+            doomed = [m for m in self.messages if m.flags & fmt.DELETED
+                      and (uids is None or m.uid in uids)]
+            if doomed:
+                self._rewrite({id(m) for m in doomed})
+            else:
+                self._write_changes()
+        return [m.uid for m in doomed]
+
+    def append(self, items):
+        """Append messages; items are (data, flag bits, keywords, (unix time, zone minutes)).
+
+        Returns the new UIDs. The text is written after the last message and
+        synced before the UID base is updated; a failure truncates it away.
+        """
+        if self.readonly:
+            raise StoreError(StoreError.NO_PERMISSION, "mailbox is read-only")
+        if self.fd is None:
+            self._create_file()
+        with self._write_lock():
+            for _, _, keywords, _ in items:
+                self._add_keywords(keywords)
+            first = self.last_uid + 1
+            text = self._separator() + b"".join(
+                self._append_text(uid, *item) for uid, item in enumerate(items, first))
+            self._write_at_end(text)
+            self._catch_up()
+            self._write_changes()
+        return list(range(first, first + len(items)))
+
+    def _append_text(self, uid, data, bits, keywords, date):
+        message = fmt.Message(0, 0, 0, 0, ())
+        message.uid, message.flags = uid, bits
+        message.keywords = tuple(k for k in keywords if k in self.keywords)
+        sender = "%s@%s" % (self.store.user, socket.gethostname())
+        return fmt.append_text(data, format_from_line(sender, *date), message)
+
+    def _separator(self):
+        """What must come before a new From_ line: the file must end in a blank line."""
+        if self.size == 0:
+            return b""
+        tail = os.pread(self.fd, 2, self.size - 2) if self.size >= 2 else b"\n"
+        return b"" if tail == b"\n\n" else (b"\n" if tail.endswith(b"\n") else b"\n\n")
+
+    def _write_at_end(self, text):
+        """Write text after the current end; on any failure cut the file back."""
+        end = self.size
+        try:
+            os.posix_fallocate(self.fd, end, len(text))
+            view = memoryview(text)
+            offset = end
+            while view:
+                written = os.pwrite(self.fd, view, offset)
+                view, offset = view[written:], offset + written
+            os.fsync(self.fd)
+        except OSError as error:
+            os.ftruncate(self.fd, end)
+            raise StoreError(StoreError.TEMPORARY, "cannot append to mailbox: %s"
+                             % error.strerror) from None
+
+    @contextlib.contextmanager
+    def _write_lock(self):
+        """The write lock, with the messages re-read if anyone changed the file."""
+        if self.readonly:
+            raise StoreError(StoreError.NO_PERMISSION, "mailbox is read-only")
+        self.store.ensure_index_dir()
+        with self._lock(exclusive=True):
+            if self.changed():
+                self._reload()
+            yield
+
+    def _reload(self):
+        """Under a lock: parse the file again after someone else's change."""
+        st = os.fstat(self.fd)
+        if (st.st_dev, st.st_ino) != self.identity:
+            raise StoreError(StoreError.TEMPORARY, "mailbox was replaced by another program")
+        self._map_and_parse()
+
+    def _write_changes(self):
+        """Write dirty headers and the UID base, if anything changed."""
+        if self.dirty or any(m.dirty for m in self.messages):
+            self._rewrite(set())
+
+    def _add_keywords(self, keywords):
+        new = [k for k in keywords if k not in self.keywords]
+        if not new:
+            return
+        if len(self.keywords) + len(new) > MAX_KEYWORDS:
+            raise StoreError(StoreError.NO_PERMISSION, "too many keywords in this mailbox")
+        self.keywords.extend(new)
+        self.dirty = True
+
+    @staticmethod
+    def _apply_flags(message, mode, bits, keywords):
+        if mode == "+":
+            flags, names = message.flags | bits, message.keywords + tuple(
+                k for k in keywords if k not in message.keywords)
+        elif mode == "-":
+            flags = message.flags & ~bits
+            names = tuple(k for k in message.keywords if k not in keywords)
+        else:
+            flags, names = (message.flags & fmt.OLD) | bits, tuple(dict.fromkeys(keywords))
+        if (flags, names) != (message.flags, message.keywords):
+            message.flags, message.keywords, message.dirty = flags, names, True
+
+    def _open_created(self):
+        """The file did not exist at open; it does now (a first delivery)."""
+        self.open()
+
+    def _create_file(self):
+        """Create a missing INBOX spool file for a first APPEND (mode 0600, as MTAs do)."""
+        try:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+            os.close(fd)
+        except FileExistsError:
+            pass
+        except OSError as error:
+            raise StoreError(StoreError.NO_PERMISSION, "cannot create mailbox: %s"
+                             % error.strerror) from None
+        self.open()
+
     # -- writing ---------------------------------------------------------
 
     def commit(self, seen_uids=(), expunge=False):
@@ -306,6 +602,7 @@ class MboxMailbox:
         self._assign_uids(fresh, trusted=False)
         self.messages.extend(fresh)
         self.layout = self._layout_digest()
+        self._parsed()
 
     def _check_layout(self):
         """Refuse to write when another program rewrote what we parsed (UW aborts too)."""
@@ -325,11 +622,19 @@ class MboxMailbox:
         now = time.time()
         os.utime(self.fd, (now, now - 1))  # UW: atime > mtime means "read"
         self.messages = [m for m in self.messages if id(m) not in doomed]
-        self._reload_after_write()
-
-    def _reload_after_write(self):
-        self._map_and_parse()
+        if tail:
+            self._map_and_parse()
+        else:
+            self._after_patches()
         self.dirty = False
+
+    def _after_patches(self):
+        """Same-size header patches moved no message: re-find only the patched metadata."""
+        patched = [m for m in self.messages if m.dirty]
+        for message in ([self.pseudo] if self.pseudo else []) + self.messages[:1] + patched:
+            message.hidden = fmt.scan_message(self.map, message.start)[0].hidden
+            message.dirty = False
+        self._parsed()
 
     def _plan(self, doomed):
         """The journal writes: same-size header patches, then one tail from the first move."""

@@ -301,3 +301,32 @@ def pseudo_message(uidvalidity, last_uid, keywords, hostname, now=None):
             + b"It is not a message and mail programs that know the format hide it.\n"
             + b"Removing it makes every mail client download this folder again,\n"
             + b"because the folder then gets new UIDs.\n\n")
+
+
+# Metadata names a client may not smuggle into an appended message (mbox-compat.md §11):
+# UW renames its Status: header to X-Original-Status:, and the others likewise.
+_SMUGGLED = re.compile(rb"^(status|x-status|x-keywords|x-uid|x-imapbase|x-imap):", re.M | re.I)
+_BODY_FROM = re.compile(rb"^From ", re.M)
+
+
+def append_text(data, from_line, message):
+    """An appended message as mbox text: From_ line, header, UW metadata, quoted body.
+
+    `data` is the client's message (CRLF or LF); `message` carries the flags,
+    keywords and UID to record. Line ends become LF, NUL becomes 0x80 (UW), and
+    every body line starting `From ` is quoted (mboxo, as UW and the MTAs do).
+    """
+    text = data.replace(b"\r\n", b"\n").replace(b"\0", b"\x80")
+    split = text.find(b"\n\n")
+    if text.startswith(b"\n"):
+        header, body = b"", text[1:]
+    elif split < 0:
+        header, body = text + (b"" if text.endswith(b"\n") else b"\n"), b""
+    else:
+        header, body = text[:split + 1], text[split + 2:]
+    header = _SMUGGLED.sub(lambda m: b"X-Original-" + m.group(1) + b":", header)
+    body = _BODY_FROM.sub(b">From ", body)
+    if body and not body.endswith(b"\n"):
+        body += b"\n"
+    return (from_line + b"\n" + header + status_block(message, message.keywords)
+            + b"\n" + body + b"\n")

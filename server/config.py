@@ -53,6 +53,8 @@ SETTINGS = {
     "login_failure_delay": (_seconds, limits.LOGIN_FAILURE_DELAY),
     "index_dir": (str, "~/.pyimapd"),
     "syslog_facility": (str, "mail"),
+    # The largest message APPEND accepts, in bytes (UW: 1 GiB; APPEND holds it in memory).
+    "imap_max_append_size": (int, 64 << 20),
 }
 
 

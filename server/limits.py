@@ -29,3 +29,20 @@ MAX_USER_NAME = 64
 MBOX_LOCK_TIMEOUT = 300
 # A dotlock whose ctime is older than this is stale (UW: 5 minutes).
 DOTLOCK_STALE_AGE = 300
+
+# IMAP (reference/servers.md §3.2).
+# UW imapd's command buffer is 64 KiB; longer lines get "BAD Command line too long".
+IMAP_MAX_LINE = 65536
+# Literals outside APPEND are small in every real command (UW: 10000 bytes).
+IMAP_MAX_LITERAL = 10000
+# UW: at most 20 literals in one command.
+IMAP_MAX_LITERALS = 20
+# UW: 180 s per read before login; RFC 3501 §5.4: at least 30 min idle after login.
+IMAP_LOGIN_TIMEOUT = 180
+IMAP_IDLE_TIMEOUT = 1800
+# UW: 5 minutes to send literal data after the continuation.
+IMAP_LITERAL_TIMEOUT = 300
+# How often IDLE looks at the mailbox (the issue asks for new mail "within a few
+# seconds"; UW polls every 60 s) and how often it reassures NAT boxes (UW: 2 min).
+IDLE_POLL_INTERVAL = 2
+IDLE_KEEPALIVE = 120

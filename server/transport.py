@@ -5,7 +5,6 @@ here. After a TLS handshake the read buffer starts empty, so bytes a client
 pipelined before STARTTLS/STLS are never taken as commands.
 """
 
-import ipaddress
 import os
 import select
 import socket
@@ -51,6 +50,8 @@ class Transport:
         """True for a loopback peer, or for pipes and Unix sockets (local processes)."""
         if self.sock is None or self.sock.family == socket.AF_UNIX:
             return True
+        import ipaddress
+
         try:
             return ipaddress.ip_address(self.peer[0].split("%")[0]).is_loopback
         except (ValueError, TypeError, IndexError):
@@ -92,6 +93,21 @@ class Transport:
                 too_long = True
                 self.buffer.clear()
             self._fill(timeout)
+
+    def read(self, timeout):
+        """The bytes available now (at least one), for callers that frame input themselves."""
+        if not self.buffer:
+            self._fill(timeout)
+        data = bytes(self.buffer)
+        self.buffer.clear()
+        return data
+
+    def readable(self, timeout):
+        """True when input is buffered or arrives within timeout (IDLE's wait)."""
+        if self.buffer or (self.tls and self.tls.pending()):
+            return True
+        ready, _, _ = select.select([self.rfd], [], [], timeout)
+        return bool(ready)
 
     def pending(self):
         """True when a complete line is already buffered (pipelined commands)."""

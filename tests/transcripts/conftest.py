@@ -2,7 +2,7 @@
 
 import pytest
 
-from driver import Mailroom, Pop3Process, UW_INBOX
+from driver import Mailroom, ServerProcess, UW_INBOX
 
 
 @pytest.fixture
@@ -28,7 +28,7 @@ def start_server(mailroom):
     started = []
 
     def start(overrides=None):
-        server = Pop3Process(mailroom.write_config(overrides))
+        server = ServerProcess(mailroom.write_config(overrides))
         started.append(server)
         return server
 

@@ -1,7 +1,8 @@
-"""Golden POP3 transcripts played against the real ipop3d, started as inetd starts it.
+"""Golden transcripts played against the real ipop3d and imapd, started as inetd starts them.
 
-The server runs as `python ipop3d.py --config FILE` with fd 0 and fd 1 on one
-end of a socket pair; the test holds the other end.
+The server runs as `python ipop3d.py --config FILE` (transcripts in pop3/) or
+`python imapd.py --config FILE` (transcripts in imap/) with fd 0 and fd 1 on
+one end of a socket pair; the test holds the other end.
 
 Transcript syntax, one directive per line:
 
@@ -42,8 +43,10 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 SERVER = REPO / "ipop3d.py"
+IMAP_SERVER = REPO / "imapd.py"
 HERE = Path(__file__).resolve().parent
 TRANSCRIPTS = HERE / "pop3"
+IMAP_TRANSCRIPTS = HERE / "imap"
 MAILBOXES = HERE / "mailboxes"
 UW_FIXTURES = Path("/work/shared/fixtures/compat/uw")
 # The INBOX that real UW servers answered for in UW_FIXTURES/expected.json.
@@ -129,13 +132,13 @@ def count_messages(mbox):
 # -- one connection -----------------------------------------------------------
 
 
-class Pop3Process:
-    """One ipop3d process on a socket pair, and the client's end of it."""
+class ServerProcess:
+    """One ipop3d (or imapd) process on a socket pair, and the client's end of it."""
 
-    def __init__(self, config):
+    def __init__(self, config, program=SERVER):
         ours, theirs = socket.socketpair()
         self.stderr = tempfile.TemporaryFile()
-        command = [sys.executable, str(SERVER), "--config", str(config)]
+        command = [sys.executable, str(program), "--config", str(config)]
         self.process = subprocess.Popen(command, stdin=theirs, stdout=theirs,
                                         stderr=self.stderr, cwd=REPO)
         theirs.close()
@@ -227,6 +230,7 @@ class Transcript:
     """A parsed transcript: its setup and its steps as (line number, kind, text)."""
 
     path: Path
+    program: Path = SERVER
     mailbox: Path = UW_INBOX
     settings: dict = field(default_factory=dict)
     steps: list = field(default_factory=list)
@@ -239,6 +243,8 @@ END_DIRECTIVES = ("=HANGUP", "=RECONNECT", "=MAILBOX-UNCHANGED", "=MAILBOX-COUNT
 def parse_transcript(path):
     """Read a transcript file; ValueError names the line that breaks the syntax."""
     transcript = Transcript(Path(path))
+    if Path(path).parent.name == IMAP_TRANSCRIPTS.name:
+        transcript.program = IMAP_SERVER
     for number, line in enumerate(Path(path).read_text(encoding="utf-8").split("\n"), 1):
         line = line.rstrip("\r")
         if not line.strip() or line.startswith("#"):
@@ -299,7 +305,7 @@ class Player:
         self.original = self.mailroom.spool_bytes()
         self.config = self.mailroom.write_config(self.transcript.settings)
         try:
-            self.server = Pop3Process(self.config)
+            self.server = ServerProcess(self.config, self.transcript.program)
             for number, kind, text in self.transcript.steps:
                 self.located(number, self.step, kind, text)
             self.located("end", self.end_session)
@@ -367,7 +373,7 @@ class Player:
         self.end_session()
         if kind == "=RECONNECT":
             self.server.close()
-            self.server = Pop3Process(self.config)
+            self.server = ServerProcess(self.config, self.transcript.program)
         elif kind == "=MAILBOX-UNCHANGED":
             assert self.mailroom.spool_bytes() == self.original, "the mailbox file changed"
         elif kind == "=MAILBOX-COUNT":

@@ -15,7 +15,7 @@ REPO = Path(__file__).resolve().parents[2]
 # Loaded only by the command that needs it: TLS, MIME, PAM, digests, the mailbox engine.
 HEAVY_MODULES = ("ssl", "_ssl", "email", "asyncio", "pam", "ctypes", "_ctypes", "hashlib",
                  "_hashlib", "hmac", "mmap", "json", "configparser", "auth.authenticator",
-                 "mailstore.mbox")
+                 "mailstore.mbox", "mailstore.mboxformat", "imap.mime", "imap.search", "imap.view")
 HANG_GUARD_SECONDS = 30
 
 
@@ -46,16 +46,16 @@ def is_heavy(name):
     return any(name == heavy or name.startswith(heavy + ".") for heavy in HEAVY_MODULES)
 
 
-def greet_and_quit_under_importtime(config):
-    """Run ipop3d -X importtime for greeting + QUIT; return (its replies, its stderr)."""
+def greet_and_quit_under_importtime(config, program="ipop3d.py", goodbye=b"QUIT\r\n"):
+    """Run a server under -X importtime for greeting + goodbye; return (its replies, its stderr)."""
     ours, theirs = socket.socketpair()
-    command = [sys.executable, "-X", "importtime", str(REPO / "ipop3d.py"), "--config", str(config)]
+    command = [sys.executable, "-X", "importtime", str(REPO / program), "--config", str(config)]
     process = subprocess.Popen(command, stdin=theirs, stdout=theirs, stderr=subprocess.PIPE,
                                cwd=REPO)
     theirs.close()
     with ours:
         ours.settimeout(HANG_GUARD_SECONDS)
-        ours.sendall(b"QUIT\r\n")
+        ours.sendall(goodbye)
         replies = b""
         while True:
             data = ours.recv(65536)
@@ -100,4 +100,18 @@ def test_greeting_and_quit_load_no_heavy_module(tmp_path, with_passwd_file):
     # The log is really parsed: the transport, needed for the greeting, shows in it.
     assert (0, "server.transport") in entries
     heavy = [import_chain(entries, i) for i, (_, name) in enumerate(entries) if is_heavy(name)]
+    assert heavy == [], "heavy imports before the greeting was done:\n" + "\n".join(heavy)
+
+
+@pytest.mark.parametrize("with_passwd_file", [True, False], ids=["cram-md5", "plain"])
+def test_imap_greeting_and_logout_load_no_heavy_module(tmp_path, with_passwd_file):
+    """imapd's greeting and LOGOUT parse one command and import nothing heavy, no mailstore."""
+    replies, stderr = greet_and_quit_under_importtime(
+        write_config(tmp_path, with_passwd_file), "imapd.py", b"a LOGOUT\r\n")
+    assert replies.startswith(b"* OK [CAPABILITY IMAP4rev1 ") and replies.endswith(
+        b"\r\na OK LOGOUT completed\r\n"), replies
+    entries = import_log(stderr)
+    assert (0, "imap.session") in entries
+    heavy = [import_chain(entries, i) for i, (_, name) in enumerate(entries)
+             if is_heavy(name) and name != "imap.parser"]
     assert heavy == [], "heavy imports before the greeting was done:\n" + "\n".join(heavy)

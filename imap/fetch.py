@@ -1,0 +1,121 @@
+"""FETCH data items for one message (RFC 3501 §6.4.5, §7.4.2; BINARY: RFC 3516)."""
+
+from imap import wire
+from imap.view import flags_item
+from mailstore.fromline import format_internaldate
+
+# Items whose non-PEEK form sets \Seen (RFC 3501 §6.4.5).
+_SEEN_ITEMS = {"RFC822", "RFC822.TEXT", "BODY[]", "BINARY[]"}
+
+
+def sets_seen(items):
+    """True when fetching these items marks the message \\Seen."""
+    return any(item.name in _SEEN_ITEMS and not item.peek for item in items)
+
+
+def wants_text(items):
+    """True when an item needs the message text (so the read lock must be held)."""
+    return any(item.name not in ("FLAGS", "UID", "INTERNALDATE", "RFC822.SIZE") for item in items)
+
+
+def render(message, items, by_uid):
+    """`n FETCH (...)` for one MessageView, without the leading `* `."""
+    parts = []
+    names = {item.name for item in items}
+    if by_uid and "UID" not in names:
+        parts.append(b"UID %d" % message.uid)
+    for item in items:
+        parts.append(_RENDERERS[item.name](message, item))
+    return b"%d FETCH (" % message.seq + b" ".join(parts) + b")"
+
+
+def _flags(message, item):
+    stored = message.stored
+    return flags_item(stored.flags, stored.keywords, message.recent)
+
+
+def _uid(message, item):
+    return b"UID %d" % message.uid
+
+
+def _internaldate(message, item):
+    seconds, offset = message.mailbox.internal_date(message.stored)
+    return b'INTERNALDATE "' + format_internaldate(seconds, offset).encode() + b'"'
+
+
+def _size(message, item):
+    return b"RFC822.SIZE %d" % message.size
+
+
+def _envelope(message, item):
+    from imap.mime import envelope
+
+    return b"ENVELOPE " + envelope(message.header())
+
+
+def _bodystructure(message, item):
+    from imap.mime import bodystructure
+
+    return b"BODYSTRUCTURE " + bodystructure(message.message(), True)
+
+
+def _body(message, item):
+    from imap.mime import bodystructure
+
+    return b"BODY " + bodystructure(message.message(), False)
+
+
+def _rfc822(message, item):
+    return b"RFC822 " + wire.literal(message.message())
+
+
+def _rfc822_header(message, item):
+    return b"RFC822.HEADER " + wire.literal(message.header())
+
+
+def _rfc822_text(message, item):
+    from imap.mime import split_message
+
+    return b"RFC822.TEXT " + wire.literal(split_message(message.message())[1])
+
+
+def _body_section(message, item):
+    from imap.mime import section
+
+    data = section(message.message(), item.section)
+    label = b"BODY[" + item.section.spec() + b"]"
+    return _partial(label, b"" if data is None else data, item.partial)
+
+
+def _binary(message, item):
+    from imap.mime import binary
+
+    data = binary(message.message(), item.section.part) or b""
+    label = b"BINARY[" + ".".join(str(n) for n in item.section.part).encode() + b"]"
+    return _partial(label, data, item.partial, binary=True)
+
+
+def _binary_size(message, item):
+    from imap.mime import binary
+
+    data = binary(message.message(), item.section.part) or b""
+    return b"BINARY.SIZE[" + ".".join(str(n) for n in item.section.part).encode() + b"] %d" % len(data)
+
+
+def _partial(label, data, partial, binary=False):
+    """`label<origin> literal` for a partial fetch, else `label literal` (§6.4.5)."""
+    if partial is not None:
+        origin, length = partial
+        data = data[origin:origin + length]
+        label += b"<%d>" % origin
+    if binary and b"\0" in data:
+        return label + b" ~" + wire.literal(data)
+    return label + b" " + wire.literal(data)
+
+
+_RENDERERS = {
+    "FLAGS": _flags, "UID": _uid, "INTERNALDATE": _internaldate, "RFC822.SIZE": _size,
+    "ENVELOPE": _envelope, "BODYSTRUCTURE": _bodystructure, "BODY": _body,
+    "RFC822": _rfc822, "RFC822.HEADER": _rfc822_header, "RFC822.TEXT": _rfc822_text,
+    "BODY[]": _body_section, "BINARY[]": _binary, "BINARY.SIZE": _binary_size,
+}

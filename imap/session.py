@@ -1,0 +1,360 @@
+"""One IMAP4rev1 conversation (RFC 3501): the protocol state and nothing else.
+
+The session reads framed commands (imap.framing), parses them (imap.parser),
+checks the command table for the state, runs the handler and answers. Storage
+is reached only through the Store and Mailbox interfaces; authentication only
+through auth.Authenticator.
+"""
+
+import time
+
+from imap.command import ParseError
+from imap.framing import CommandReady, Framer, LineTooLong, LiteralAnnounced, Rejected
+from server import limits
+from server.transport import Disconnected, Timeout
+
+VERSION = "pyimapd 0.1"
+NOT_AUTHENTICATED, AUTHENTICATED, SELECTED, LOGOUT = (
+    "not authenticated", "authenticated", "selected", "logout")
+
+# Advertised after login, each only because it works (servers.md §3.1).
+AUTHENTICATED_CAPABILITIES = [
+    b"IDLE", b"NAMESPACE", b"UIDPLUS", b"CHILDREN", b"UNSELECT", b"MULTIAPPEND",
+    b"MOVE", b"WITHIN", b"SORT", b"THREAD=REFERENCES", b"THREAD=ORDEREDSUBJECT",
+]
+
+# StoreError kind -> (RFC 5530 response code, text): the one place kinds become replies.
+STORE_REPLIES = {
+    "not-found": ("NONEXISTENT", "Mailbox does not exist"),
+    "exists": ("ALREADYEXISTS", "Mailbox already exists"),
+    "in-use": ("INUSE", "Mailbox is in use, try again later"),
+    "no-permission": ("NOPERM", "Permission denied"),
+    "temporary": ("UNAVAILABLE", "Mailbox is temporarily unavailable, try again later"),
+    "corrupt": ("CORRUPTION", "Mailbox is damaged or not in a format this server reads"),
+}
+
+
+class No(Exception):
+    """Answer the command `NO [code] text`."""
+
+    def __init__(self, text, code=None):
+        super().__init__(text)
+        self.text, self.code = text, code
+
+
+class Bad(Exception):
+    """Answer the command `BAD text`."""
+
+
+class CloseSession(Exception):
+    """Leave the command loop after the replies already sent."""
+
+
+class ImapSession:
+    """The state of one connection: login, selected mailbox, output buffer."""
+
+    def __init__(self, transport, config, log, hostname):
+        self.transport = transport
+        self.config = config
+        self.log = log
+        self.hostname = hostname
+        self.state = NOT_AUTHENTICATED
+        self.started = time.monotonic()
+        self.framer = Framer(limits.IMAP_MAX_LINE, limits.IMAP_MAX_LITERAL)
+        self.output = []
+        self.output_size = 0
+        self.principal = None
+        self.store = None
+        self.selected = None
+        self.login_failures = 0
+        self.bad_commands = 0
+        self.enabled = set()
+        self.tls_context = None
+
+    # -- the loop ---------------------------------------------------------
+
+    def run(self):
+        self.send_untagged(b"OK [CAPABILITY " + self.capability_text() + b"] "
+                           + ("%s IMAP4rev1 %s at %s" % (self.hostname, VERSION, _now_text())).encode())
+        try:
+            while self.state != LOGOUT:
+                self.flush()
+                self.serve_one(self.next_command())
+            self.flush()
+        except CloseSession:
+            self.flush_quietly()
+        except Timeout:
+            self.autologout()
+        except Disconnected:
+            if self.principal:
+                self.log("info", "Hangup user=%s host=%s" % (self.principal.name, self.host))
+        finally:
+            if self.selected:
+                self.selected.close()
+
+    def next_command(self):
+        """The next complete command's bytes, answering literal announcements on the way."""
+        while True:
+            event = self.framer.next_event()
+            if event is None:
+                self.framer.feed(self.transport.read(self.read_timeout()))
+            elif isinstance(event, CommandReady):
+                return event.data
+            elif isinstance(event, LiteralAnnounced):
+                self.answer_literal(event)
+            elif isinstance(event, LineTooLong):
+                self.bad_command(b"* BAD Command line too long")
+            elif isinstance(event, Rejected):
+                continue
+
+    def answer_literal(self, event):
+        """Check a literal's size before the client sends it (RFC 3501 §7.5, RFC 7888)."""
+        head = self.framer.partial()
+        tag = head.split(b" ", 1)[0] or b"*"
+        limit = (self.config.imap_max_append_size if _is_append(head)
+                 else limits.IMAP_MAX_LITERAL)
+        if event.size > limit or self.framer.literal_count() >= limits.IMAP_MAX_LITERALS:
+            self.framer.reject_literal()
+            if _is_append(head):
+                self.send(tag + b" NO [TOOBIG] Message is larger than this server accepts\r\n")
+            else:
+                self.bad_command(tag + b" BAD Literal is too long")
+            self.log("notice", "Absurdly long client literal (%d bytes) host=%s"
+                     % (event.size, self.host))
+            return
+        self.framer.accept_literal()
+        if event.synchronizing:
+            self.send(b"+ Ready for argument\r\n")
+            self.flush()
+
+    def serve_one(self, data):
+        from imap.commands import COMMANDS
+        from imap.parser import parse_command
+
+        try:
+            command = parse_command(data)
+        except ParseError as error:
+            tag = error.tag.encode() if isinstance(error.tag, str) else (error.tag or b"*")
+            self.bad_command(tag + b" BAD " + error.text.encode("ascii", "replace"))
+            return
+        entry = COMMANDS.get(command.name)
+        tag = _tag_bytes(command.tag)
+        if entry is None:
+            self.bad_command(tag + b" BAD Command unrecognized")
+            return
+        if self.state not in entry.states:
+            self.send_line(tag + b" BAD Command not valid in %s state"
+                           % self.state.encode())
+            return
+        self.run_handler(entry, command, tag)
+
+    def run_handler(self, entry, command, tag):
+        from mailstore import StoreError
+
+        try:
+            text = entry.handler(self, command)
+            status = b"OK"
+        except No as refusal:
+            status, text = b"NO", ("[%s] %s" % (refusal.code, refusal.text)
+                                   if refusal.code else refusal.text)
+        except Bad as error:
+            status, text = b"BAD", str(error)
+        except StoreError as error:
+            status, text = b"NO", self.store_error_text(error)
+        if text is None:
+            return  # the handler sent its own tagged reply (STARTTLS)
+        if self.selected and entry.reports_changes:
+            self.selected.report_changes(allow_expunge=entry.allows_expunge or command.uid)
+        self.send_line(tag + b" " + status + b" " + text.encode("utf-8", "replace"))
+
+    def store_error_text(self, error):
+        code, text = STORE_REPLIES.get(error.kind, STORE_REPLIES["temporary"])
+        if error.kind in ("temporary", "corrupt"):
+            self.log("err", "mailbox error user=%s: %s" % (self.user_name, error))
+        return "[%s] %s" % (code, text)
+
+    def read_timeout(self):
+        if self.state != NOT_AUTHENTICATED:
+            return limits.IMAP_IDLE_TIMEOUT
+        remaining = limits.IMAP_LOGIN_TIMEOUT - (time.monotonic() - self.started)
+        if remaining <= 0:
+            raise Timeout()
+        return remaining
+
+    def autologout(self):
+        text = b"* BYE Autologout; idle for too long\r\n"
+        if self.principal:
+            self.log("info", "Autologout user=%s host=%s" % (self.principal.name, self.host))
+        else:
+            text = b"* BYE Autologout\r\n"
+            self.log("info", "Autologout host=%s" % self.host)
+        self.send(text)
+        self.flush_quietly()
+
+    def bad_command(self, line):
+        """A BAD reply that counts toward the budget; then BYE (servers.md §3.2)."""
+        self.bad_commands += 1
+        self.send_line(line)
+        if self.bad_commands >= limits.MAX_BAD_COMMANDS:
+            self.send_line(b"* BYE Too many bad commands")
+            raise CloseSession()
+
+    # -- output -----------------------------------------------------------
+
+    def send(self, data):
+        self.output.append(data)
+        self.output_size += len(data)
+        if self.output_size >= 1 << 16:
+            self.flush()
+
+    def send_line(self, data):
+        self.send(data + b"\r\n")
+
+    def send_untagged(self, data):
+        self.send(b"* " + data + b"\r\n")
+
+    def flush(self):
+        if self.output:
+            data, self.output, self.output_size = b"".join(self.output), [], 0
+            self.transport.write(data)
+
+    def flush_quietly(self):
+        try:
+            self.flush()
+        except Disconnected:
+            pass
+
+    @property
+    def host(self):
+        return self.transport.peer_text()
+
+    @property
+    def user_name(self):
+        return self.principal.name if self.principal else "?"
+
+    # -- capabilities -----------------------------------------------------
+
+    def plaintext_allowed(self):
+        return (not self.config.disable_plaintext_auth or self.transport.encrypted
+                or self.transport.is_loopback())
+
+    def starttls_offered(self):
+        return (not self.transport.encrypted and bool(self.config.ssl_cert_file)
+                and self.transport.sock is not None)
+
+    def sasl_mechanisms(self):
+        from auth import challenge_mechanisms_enabled
+
+        names = ["PLAIN", "LOGIN"] if self.plaintext_allowed() else []
+        if challenge_mechanisms_enabled(self.config):
+            names.append("CRAM-MD5")
+        return names
+
+    def capability_text(self):
+        words = [b"IMAP4rev1", b"LITERAL+", b"ID", b"ENABLE"]
+        if self.state == NOT_AUTHENTICATED:
+            words.append(b"SASL-IR")
+            if self.starttls_offered():
+                words.append(b"STARTTLS")
+            if not self.plaintext_allowed():
+                words.append(b"LOGINDISABLED")
+            words += [b"AUTH=" + name.encode() for name in self.sasl_mechanisms()]
+        else:
+            words += AUTHENTICATED_CAPABILITIES
+        return b" ".join(words)
+
+    def make_tls_context(self):
+        from server.tls import server_context
+
+        return server_context(self.config)
+
+    # -- login --------------------------------------------------------------
+
+    def authenticator(self):
+        from auth.authenticator import Authenticator
+
+        return Authenticator(self.config, self.log, service=self.config.imap_pam_service)
+
+    def login(self, user, method, check):
+        """Check credentials, become the user, open the store; the tagged OK text."""
+        from auth import AuthFailed
+
+        try:
+            principal = check(self.authenticator())
+        except AuthFailed:
+            self.log.reopen()
+            self.login_failed(user, method)
+        self.log.reopen()
+        self.become(principal)
+        self.log("info", "%s user=%s host=%s" % (
+            "Login" if method == "login" else "Authenticated", principal.name, self.host))
+        return "[CAPABILITY %s] User %s authenticated" % (
+            self.capability_text().decode(), principal.name)
+
+    def login_failed(self, user, method):
+        """Delay, count, and after the third failure close (as ipop3d does)."""
+        self.login_failures += 1
+        self.log.auth("notice", "Login failed user=%s auth=%s host=%s"
+                      % (_printable(user), _printable(user), self.host))
+        time.sleep(self.config.login_failure_delay)
+        if self.login_failures >= limits.MAX_LOGIN_FAILURES:
+            self.log.auth("notice", "Login excessive login failures user=%s host=%s"
+                          % (_printable(user), self.host))
+            self.send_line(b"* BYE Too many login failures")
+            raise CloseSession()
+        raise No("Invalid login credentials" if method == "login"
+                 else "Invalid authentication credentials", "AUTHENTICATIONFAILED")
+
+    def become(self, principal):
+        """Drop root for the user and open the user's store (RFC 3501 §6.2 then §3)."""
+        import os
+
+        from mailstore import open_store
+        from server.privileges import PrivilegeError, drop_privileges
+
+        try:
+            drop_privileges(principal, self.config.mail_privileged_group or None)
+        except PrivilegeError as error:
+            self.log("err", "cannot become user=%s host=%s: %s" % (principal.name, self.host, error))
+            self.send_line(b"* BYE Unable to serve this user")
+            raise CloseSession() from None
+        try:
+            os.chdir(principal.home)
+        except OSError:
+            pass
+        self.principal = principal
+        self.store = open_store(principal, self.config, self.log)
+        self.state = AUTHENTICATED
+
+    # -- STARTTLS -------------------------------------------------------------
+
+    def start_tls(self, tag):
+        """Answer OK, then handshake; nothing the client sent before it is kept."""
+        if self.tls_context is None:
+            self.tls_context = self.make_tls_context()
+        self.send_line(tag + b" OK Begin TLS negotiation now")
+        self.flush()
+        self.framer.reset()
+        self.transport.start_tls(self.tls_context)
+
+
+def _is_append(head):
+    """True when the command so far is APPEND (its literals get the larger limit)."""
+    words = head.split(b" ", 2)
+    return len(words) >= 2 and words[1].upper() == b"APPEND"
+
+
+def _tag_bytes(tag):
+    return tag.encode("ascii", "replace") if isinstance(tag, str) else tag
+
+
+def _printable(text):
+    if isinstance(text, bytes):
+        text = text.decode("utf-8", "replace")
+    return "".join(ch if ch.isprintable() else "?" for ch in text)[:64]
+
+
+def _now_text():
+    """The greeting's date in RFC 822 form with a zone comment, as UW prints it."""
+    now = time.localtime()
+    return time.strftime("%a, %d %b %Y %H:%M:%S %z", now) + " (%s)" % time.strftime("%Z", now)

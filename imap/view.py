@@ -1,0 +1,233 @@
+"""The selected mailbox as one session sees it (RFC 3501 §2.3.1.2, RFC 2180).
+
+Message numbers belong to the session: they change only when this session
+reports EXPUNGE. The mailbox underneath may change at any time (another
+session, an MTA); `report_changes` tells the client at the points where
+IMAP allows it.
+"""
+
+import datetime
+
+from mailstore import StoreError
+from mailstore import mboxformat as fmt
+
+SYSTEM_FLAGS = {"\\Seen": fmt.SEEN, "\\Answered": fmt.ANSWERED, "\\Flagged": fmt.FLAGGED,
+                "\\Deleted": fmt.DELETED, "\\Draft": fmt.DRAFT}
+FLAG_LIST = b"\\Answered \\Flagged \\Deleted \\Draft \\Seen"
+
+
+def split_flags(names):
+    """(system flag bits, keywords) from flag names; \\Recent cannot be set (RFC 3501 §2.3.2)."""
+    bits, keywords = 0, []
+    for name in names:
+        if name in SYSTEM_FLAGS:
+            bits |= SYSTEM_FLAGS[name]
+        elif not name.startswith("\\") and name not in keywords:
+            keywords.append(name)
+    return bits, tuple(keywords)
+
+
+def flag_names(flags, keywords, recent):
+    """The flag names of a message, as a list of str."""
+    names = [name for name, bit in SYSTEM_FLAGS.items() if flags & bit]
+    names.extend(keywords)
+    if recent:
+        names.append("\\Recent")
+    return names
+
+
+def flags_announcement(keywords, readonly):
+    """The untagged FLAGS and PERMANENTFLAGS lines for a mailbox's keywords."""
+    words = b"".join(k.encode() + b" " for k in keywords)
+    if readonly:
+        permanent = b"OK [PERMANENTFLAGS ()] No permanent flags permitted"
+    else:
+        permanent = b"OK [PERMANENTFLAGS (" + words + b"\\* " + FLAG_LIST + b")] Permanent flags"
+    return [b"FLAGS (" + words + FLAG_LIST + b")", permanent]
+
+
+def flags_item(flags, keywords, recent):
+    """`FLAGS (...)` as FETCH sends it."""
+    return b"FLAGS (" + " ".join(flag_names(flags, keywords, recent)).encode() + b")"
+
+
+class MessageView:
+    """One message as FETCH, SEARCH and SORT read it: numbers, flags, CRLF text.
+
+    The text is read once and kept, in the wire's CRLF form whose length is
+    RFC822.SIZE (mbox-compat.md §9).
+    """
+
+    __slots__ = ("mailbox", "stored", "seq", "uid", "recent", "_text", "_header")
+
+    def __init__(self, mailbox, stored, seq, recent):
+        self.mailbox, self.stored, self.seq = mailbox, stored, seq
+        self.uid, self.recent = stored.uid, recent
+        self._text = self._header = None
+
+    @property
+    def flags(self):
+        return frozenset(flag_names(self.stored.flags, self.stored.keywords, self.recent))
+
+    @property
+    def size(self):
+        return self.stored.size
+
+    @property
+    def internal_date(self):
+        seconds, offset = self.mailbox.internal_date(self.stored)
+        zone = datetime.timezone(datetime.timedelta(minutes=offset))
+        return datetime.datetime.fromtimestamp(seconds, zone)
+
+    def header(self):
+        if self._header is None:
+            self._header = wire_form(self.mailbox.header_bytes(self.stored))
+        return self._header
+
+    def message(self):
+        if self._text is None:
+            self._text = wire_form(self.mailbox.message_text(self.stored))
+        return self._text
+
+
+def wire_form(data):
+    """Stored text as clients get it: CRs dropped, LF as CRLF, a last line terminated."""
+    text = data.replace(b"\r", b"").replace(b"\n", b"\r\n")
+    if text and not text.endswith(b"\n"):
+        text += b"\r\n"
+    return text
+
+
+class SelectedMailbox:
+    """The session's numbering of one open mailbox and what it has told the client."""
+
+    def __init__(self, session, mailbox, name, readonly):
+        self.session, self.mailbox, self.name = session, mailbox, name
+        self.readonly = readonly
+        self.uids = []
+        self.recent = set()
+        self.reported = {}
+        self._numbers = None
+        self.stamp = None
+        self.uidvalidity = 0
+        self.keywords = []
+
+    def open(self):
+        """Claim \\Recent for new mail and take the current messages as the numbering."""
+        self.recent = self.mailbox.claim_recent()
+        self.keywords = list(self.mailbox.keywords)
+        self.uidvalidity = self.mailbox.uidvalidity
+        self.uids = [m.uid for m in self.mailbox.messages]
+        self.remember_all()
+
+    def close(self):
+        self.mailbox.close()
+
+    def remember_all(self):
+        self.reported = {m.uid: (m.flags & ~fmt.OLD, m.keywords) for m in self.mailbox.messages}
+        self.stamp = self.mailbox.stamp
+        self._numbers = None
+
+    # -- numbers --------------------------------------------------------
+
+    def number(self, uid):
+        if self._numbers is None:
+            self._numbers = {u: n for n, u in enumerate(self.uids, 1)}
+        return self._numbers.get(uid)
+
+    def resolve(self, sequence_set, by_uid):
+        """[(number, uid)] named by a sequence set or UID set (RFC 3501 §9 seq-number)."""
+        from imap import sequence
+        from imap.session import Bad
+
+        if by_uid:
+            wanted = sequence.resolve_uids(sequence_set, self.uids)
+            return [(self.number(uid), uid) for uid in wanted]
+        try:
+            numbers = sequence.resolve_numbers(sequence_set, len(self.uids))
+        except sequence.SequenceError:
+            raise Bad("Invalid message sequence number") from None
+        return [(n, self.uids[n - 1]) for n in numbers]
+
+    def view_of(self, number, uid):
+        """A MessageView, or None when the message was expunged by someone else."""
+        stored = self.mailbox.by_uid(uid)
+        return None if stored is None else MessageView(self.mailbox, stored, number,
+                                                       uid in self.recent)
+
+    def require_writable(self):
+        from imap.session import No
+
+        if self.readonly:
+            raise No("Mailbox is read-only", "READ-ONLY")
+
+    # -- telling the client about changes ---------------------------------
+
+    def report_changes(self, allow_expunge):
+        """EXPUNGE, EXISTS/RECENT and FETCH FLAGS for what changed (RFC 3501 §7.4.1, §5.2)."""
+        try:
+            self.mailbox.refresh()
+            if self.mailbox.stamp == self.stamp:
+                return
+            if self.mailbox.uidvalidity != self.uidvalidity:
+                self.lost_uidvalidity()
+            self.report_keywords()
+            if allow_expunge:
+                self.report_expunged([u for u in self.uids if self.mailbox.by_uid(u) is None])
+            self.report_new_mail()
+            self.report_flag_changes()
+        except StoreError as error:
+            self.session.log("warning", "cannot check mailbox for changes user=%s: %s"
+                             % (self.session.user_name, error))
+
+    def report_keywords(self):
+        """New keywords change FLAGS and PERMANENTFLAGS (RFC 3501 §7.2.6; UW sends both)."""
+        if self.mailbox.keywords == self.keywords:
+            return
+        self.keywords = list(self.mailbox.keywords)
+        for line in flags_announcement(self.keywords, self.readonly):
+            self.session.send_untagged(line)
+
+    def lost_uidvalidity(self):
+        """Another program renumbered the mailbox: the client must start again (RFC 3501 §2.3.1.1)."""
+        from imap.session import CloseSession
+
+        self.session.log("notice", "UIDVALIDITY of %s changed under user=%s"
+                         % (self.name.decode("utf-8", "replace"), self.session.user_name))
+        self.session.send(b"* BYE [ALERT] Mailbox was renumbered by another program\r\n")
+        raise CloseSession()
+
+    def report_expunged(self, uids):
+        """`* n EXPUNGE` for each, highest number first so every number is current."""
+        gone = set(uids)
+        if not gone:
+            return
+        for number in range(len(self.uids), 0, -1):
+            if self.uids[number - 1] in gone:
+                self.session.send(b"* %d EXPUNGE\r\n" % number)
+        self.uids = [u for u in self.uids if u not in gone]
+        self.recent -= gone
+        self._numbers = None
+
+    def report_new_mail(self):
+        last = self.uids[-1] if self.uids else 0
+        fresh = [m.uid for m in self.mailbox.messages if m.uid > last]
+        if not fresh:
+            return
+        if not self.readonly:
+            self.recent |= self.mailbox.claim_recent()
+        self.uids.extend(fresh)
+        self._numbers = None
+        self.session.send(b"* %d EXISTS\r\n* %d RECENT\r\n" % (len(self.uids), len(self.recent)))
+
+    def report_flag_changes(self):
+        for number, uid in enumerate(self.uids, 1):
+            stored = self.mailbox.by_uid(uid)
+            if stored is None:
+                continue
+            now = (stored.flags & ~fmt.OLD, stored.keywords)
+            if self.reported.get(uid, now) != now:
+                self.session.send(b"* %d FETCH (%s)\r\n" % (
+                    number, flags_item(now[0], now[1], uid in self.recent)))
+            self.reported[uid] = now
+        self.stamp = self.mailbox.stamp

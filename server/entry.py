@@ -1,0 +1,80 @@
+"""What both servers' entry points share: options, configuration, syslog, crash replies.
+
+inetd starts `ipop3d` or `imapd` once per connection; each calls serve()
+with its own session class, syslog ident and implicit-TLS port.
+"""
+
+import os
+import signal
+import sys
+
+from server.transport import Transport
+
+
+def parse_arguments(argv, program):
+    """--config FILE and --tls (implicit TLS, as for pop3s and imaps)."""
+    options = {"config": None, "tls": False}
+    args = list(argv)
+    while args:
+        arg = args.pop(0)
+        if arg == "--tls":
+            options["tls"] = True
+        elif arg == "--config" and args:
+            options["config"] = args.pop(0)
+        elif arg.startswith("--config="):
+            options["config"] = arg.split("=", 1)[1]
+        else:
+            raise SystemExit("usage: %s [--config FILE] [--tls]" % program)
+    return options
+
+
+def serve(program, make_session, tls_port, config_error_reply, crash_reply, argv=None):
+    """Run one connection on fd 0/1: load config, open syslog, maybe TLS, then the session.
+
+    `make_session(transport, config, log, hostname)` builds the protocol
+    session; an unexpected exception is logged with its traceback and the
+    client gets `crash_reply`, never the exception text.
+    """
+    from server.config import ConfigError, load
+    from server.log import Log
+
+    options = parse_arguments(sys.argv[1:] if argv is None else argv, program)
+    signal.signal(signal.SIGUSR2, signal.SIG_IGN)  # UW's kiss of death: never honoured here
+    if os.umask(0o022) == 0:
+        os.umask(0o022)
+    log = Log(program)
+    transport = Transport(0, 1)
+    try:
+        config = load(options["config"])
+    except ConfigError as error:
+        log("err", "configuration error: %s" % error)
+        transport.write(config_error_reply)
+        return 1
+    if config.syslog_facility != "mail":
+        log = Log(program, config.syslog_facility)
+    session = make_session(transport, config, log, hostname())
+    try:
+        if options["tls"] or transport.local_port == tls_port:
+            transport.start_tls(session.make_tls_context())
+        session.run()
+    except Exception:
+        report_crash(log, transport, crash_reply)
+        return 1
+    return 0
+
+
+def report_crash(log, transport, reply):
+    """An unexpected error: traceback to syslog, a generic reply to the client."""
+    import traceback
+
+    log("err", "internal error: %s" % traceback.format_exc())
+    try:
+        transport.write(reply)
+    except Exception:
+        pass
+
+
+def hostname():
+    import socket
+
+    return socket.gethostname() or "localhost"
