@@ -86,7 +86,7 @@ def authenticate(session, command):
         raise No("Unsupported authentication mechanism", "CANNOT")
     mechanism = sasl.start(name, session.authenticator(), session.hostname, session.host)
     data = None if initial is None else (b"" if initial == b"=" else _base64(initial))
-    return session.login("*", "authenticate", lambda auth: _exchange(session, mechanism, data))
+    return session.login("*", name, lambda auth: _exchange(session, mechanism, data))
 
 
 def _exchange(session, mechanism, data):

@@ -286,8 +286,11 @@ class ImapSession:
             self.login_failed(user, method)
         self.log.reopen()
         self.become(principal)
-        self.log("info", "%s user=%s host=%s" % (
-            "Login" if method == "login" else "Authenticated", principal.name, self.host))
+        if method == "login":
+            self.log("info", "Login user=%s host=%s" % (principal.name, self.host))
+        else:
+            self.log("info", "Authenticated user=%s host=%s mech=%s"
+                     % (principal.name, self.host, method))
         return "[CAPABILITY %s] User %s authenticated" % (
             self.capability_text().decode(), principal.name)
 

@@ -5,12 +5,13 @@ normal user the demo user maps to yourself (a non-root server serves only
 its own user); run as root, it maps to `nobody`, so the real privilege drop
 after login is exercised too.
 
-    python3 -m server.demo [--dir DIR] [--pop3-port 1110]
+    python3 -m server.demo [--dir DIR] [--pop3-port 1110] [--imap-port 1143]
 """
 
 import argparse
 import os
 import pwd
+import signal
 import sys
 import time
 
@@ -82,14 +83,16 @@ def prepare(directory, count=10):
     return config
 
 
-def announce(host, port):
-    print("pyimapd demo: POP3 on %s:%d, user %r, password %r" % (host, port, DEMO_USER,
-                                                                 DEMO_PASSWORD))
-    print("  curl pop3://%s:%s@%s:%d/        (list messages)" % (DEMO_USER, DEMO_PASSWORD, host, port))
-    print("  curl pop3://%s:%s@%s:%d/1       (read message 1)" % (DEMO_USER, DEMO_PASSWORD, host, port))
-    print("  python3 -c \"import poplib; p=poplib.POP3('%s', %d); p.user('demo'); "
-          "p.pass_('demo'); print(p.stat()); p.quit()\"" % (host, port))
-    print("Stop with Ctrl-C.")
+def announce(host, protocol, port):
+    user = "%s:%s" % (DEMO_USER, DEMO_PASSWORD)
+    print("pyimapd demo: %s on %s:%d, user %r, password %r"
+          % (protocol.upper(), host, port, DEMO_USER, DEMO_PASSWORD))
+    if protocol == "pop3":
+        print("  curl pop3://%s@%s:%d/        (list messages)" % (user, host, port))
+        print("  curl pop3://%s@%s:%d/1       (read message 1)" % (user, host, port))
+    else:
+        print("  curl imap://%s@%s:%d/        (list mailboxes)" % (user, host, port))
+        print("  curl 'imap://%s@%s:%d/INBOX;UID=1'   (read message 1)" % (user, host, port))
     sys.stdout.flush()
 
 
@@ -100,13 +103,30 @@ def main(argv=None):
     parser.add_argument("--dir", default=os.path.join(os.getcwd(), "demo-run"))
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--pop3-port", type=int, default=1110)
+    parser.add_argument("--imap-port", type=int, default=1143)
     args = parser.parse_args(argv)
     directory = os.path.abspath(args.dir)
     config = prepare(directory)
-    command = [sys.executable, os.path.join(REPO, "ipop3d.py"), "--config", config]
-    serve_forever(command, args.host, args.pop3_port,
-                  ready=lambda sock: announce(args.host, sock.getsockname()[1]))
+    imap = os.fork()
+    if imap == 0:
+        _serve(serve_forever, "imap", "imapd.py", config, args.host, args.imap_port)
+        os._exit(0)
+    try:
+        _serve(serve_forever, "pop3", "ipop3d.py", config, args.host, args.pop3_port)
+    finally:
+        os.kill(imap, signal.SIGTERM)
+        os.waitpid(imap, 0)
     return 0
+
+
+def _serve(serve_forever, protocol, program, config, host, port):
+    """Run one inetd-style listener until interrupted."""
+    command = [sys.executable, os.path.join(REPO, program), "--config", config]
+    try:
+        serve_forever(command, host, port,
+                      ready=lambda sock: announce(host, protocol, sock.getsockname()[1]))
+    except KeyboardInterrupt:
+        pass
 
 
 if __name__ == "__main__":
