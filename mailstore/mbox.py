@@ -457,6 +457,9 @@ class MboxMailbox:
             self._write_at_end(text)
             self._catch_up()
             self._write_changes()
+            now = time.time()
+            os.utime(self.fd, (now - 1, now))  # new mail: mtime after atime, UW's \\Marked
+            self._parsed()
         return list(range(first, first + len(items)))
 
     def _append_text(self, uid, data, bits, keywords, date):
@@ -612,6 +615,8 @@ class MboxMailbox:
     def _rewrite(self, doomed):
         """Compute the new file, journal it, then write it in place."""
         writes, tail = self._plan(doomed)
+        if tail and self.session_lock is None:
+            self._wait_for_no_pop3_session()
         path = self.store.journal_path(self.path, self.identity)
         try:
             journal.write_journal(path, self.identity, writes, self.size, tail)
@@ -627,6 +632,15 @@ class MboxMailbox:
         else:
             self._after_patches()
         self.dirty = False
+
+    def _wait_for_no_pop3_session(self):
+        """Refuse to move data while a POP3 session holds the file (IN_USE).
+
+        A POP3 session reads by the offsets it parsed at login, without a lock,
+        as UW's does; moving messages under it would garble what it sends.
+        Header patches move nothing and go ahead.
+        """
+        SessionLock(self.fd).acquire().release()
 
     def _after_patches(self):
         """Same-size header patches moved no message: re-find only the patched metadata."""

@@ -192,3 +192,28 @@ def test_unchanged_file_is_not_reread(tmp_path):
         assert sha256_of(spool.path) == digest
     finally:
         mailbox.close()
+
+
+def test_expunge_waits_while_a_pop3_session_holds_the_mailbox(tmp_path):
+    """A data-moving EXPUNGE is refused (IN_USE) while a POP3 session reads the file by offsets."""
+    import pytest
+
+    from mailstore import StoreError
+
+    spool = spool_with(tmp_path, 3)
+    first = spool.open()
+    first.claim_recent()  # the first write adds UW's metadata, which moves data
+    first.close()
+    pop3 = spool.open(exclusive_session=True)
+    imap = spool.open()
+    try:
+        imap.store_flags([1], "+", fmt.DELETED, ())
+        with pytest.raises(StoreError) as refused:
+            imap.expunge()
+        assert refused.value.kind == StoreError.IN_USE
+    finally:
+        pop3.close()
+    try:
+        assert imap.expunge() == [1]
+    finally:
+        imap.close()
