@@ -12,7 +12,7 @@ import sys
 import time
 
 from server import limits
-from server.transport import Disconnected, LineTooLong, Timeout, Transport
+from server.transport import Disconnected, LineTooLong, Timeout
 
 VERSION = "pyimapd 0.1"
 AUTHORIZATION, TRANSACTION = "AUTHORIZATION", "TRANSACTION"

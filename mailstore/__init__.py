@@ -27,7 +27,7 @@ class StoreError(Exception):
 def open_store(principal, config, log=None):
     """The Store for a logged-in principal, chosen by `mail_location`."""
     from mailstore.location import parse_location
-    from mailstore.mbox import MboxStore
+    from mailstore.mboxstore import MboxStore
 
     location = parse_location(config.mail_location, principal, config.index_dir)
     if location.driver == "mbox":

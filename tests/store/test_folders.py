@@ -12,7 +12,8 @@ from mailstore.folders import (HAS_CHILDREN, HAS_NO_CHILDREN, MARKED, NOINFERIOR
                                UNMARKED)
 from mailstore.location import Location
 from mailstore.locking import lock_mbox
-from mailstore.mbox import MboxMailbox, MboxStore
+from mailstore.mbox import MboxMailbox
+from mailstore.mboxstore import MboxStore
 from server.config import Config
 
 HOST = "mail.example.org"
