@@ -31,7 +31,8 @@ class Command:
     - RENAME (old, new)                     LIST, LSUB (reference: bytes, pattern: bytes)
     - STATUS (mailbox, items: tuple of str upper-case)
     - APPEND (mailbox, messages: tuple of AppendMessage)   (MULTIAPPEND: several)
-    - SEARCH (charset: str or None, key: search key)
+    - SEARCH (charset: str or None, key: search key, returns: tuple of str or None)
+      (returns: the RFC 4731 RETURN options MIN MAX ALL COUNT; None without RETURN)
     - FETCH (sequence_set, items: tuple of FetchItem)       macros ALL/FAST/FULL expanded
     - STORE (sequence_set, mode: "+", "-" or "", silent: bool, flags: tuple of str)
     - COPY, MOVE (sequence_set, mailbox)    EXPUNGE with uid=True: (sequence_set,)

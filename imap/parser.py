@@ -732,13 +732,31 @@ def append_message(cursor):
 
 
 def search_arguments(cursor):
-    """[SP "CHARSET" SP astring] 1*(SP search-key)"""
+    """[search-return-opts] [SP "CHARSET" SP astring] 1*(SP search-key): (charset, key, returns)."""
     cursor.eight_bit = True
+    returns = None
+    if cursor.data[cursor.pos:cursor.pos + 8].upper() == b" RETURN ":
+        cursor.pos += 8
+        returns = search_return_opts(cursor)
     found = None
     if cursor.data[cursor.pos:cursor.pos + 9].upper() == b" CHARSET ":
         cursor.pos += 9
         found = charset(cursor)
-    return found, search_criteria(cursor)
+    return found, search_criteria(cursor), returns
+
+
+def search_return_opts(cursor):
+    """ "(" [search-return-opt *(SP search-return-opt)] ")" (RFC 4731 §3); () means ALL."""
+    if cursor.skip(b"()"):
+        return ("ALL",)
+    options = parenthesised(cursor, lambda c: c.word(), "Invalid RETURN options")
+    if any(option not in _SEARCH_RETURN_OPTIONS for option in options):
+        raise cursor.fail("Unknown RETURN option")
+    return tuple(dict.fromkeys(options))
+
+
+# RFC 4731 ESEARCH result options (SAVE, RFC 5182, is not offered).
+_SEARCH_RETURN_OPTIONS = ("MIN", "MAX", "ALL", "COUNT")
 
 
 def sequence_set_argument(cursor):

@@ -129,12 +129,34 @@ def store(session, command):
 
 
 def search(session, command):
-    """RFC 3501 §6.4.4; `* SEARCH` with numbers, or UIDs for UID SEARCH."""
-    charset, key = command.args
-    found = _matching(session, charset, key)
-    session.send(b"* SEARCH" + b"".join(
-        b" %d" % (m.uid if command.uid else m.seq) for m in found) + b"\r\n")
+    """RFC 3501 §6.4.4; `* SEARCH`, or `* ESEARCH` when RETURN options were given (RFC 4731)."""
+    charset, key, returns = command.args
+    found = [m.uid if command.uid else m.seq for m in _matching(session, charset, key)]
+    if returns is None:
+        session.send(b"* SEARCH" + b"".join(b" %d" % n for n in found) + b"\r\n")
+    else:
+        session.send(_esearch_response(command, returns, found) + b"\r\n")
     return "SEARCH completed"
+
+
+def _esearch_response(command, returns, found):
+    """`* ESEARCH (TAG "t") [UID] MIN n MAX n COUNT n ALL set`; empty results only COUNT."""
+    from imap import wire
+    from imap.sequence import format_uid_set
+
+    parts = [b"* ESEARCH (TAG " + wire.string(command.tag) + b")"]
+    if command.uid:
+        parts.append(b"UID")
+    for option in returns:
+        if option == "COUNT":
+            parts.append(b"COUNT %d" % len(found))
+        elif found and option == "MIN":
+            parts.append(b"MIN %d" % found[0])
+        elif found and option == "MAX":
+            parts.append(b"MAX %d" % found[-1])
+        elif found and option == "ALL":
+            parts.append(b"ALL " + format_uid_set(found))
+    return b" ".join(parts)
 
 
 def _matching(session, charset, key):

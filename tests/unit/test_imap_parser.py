@@ -100,9 +100,11 @@ VALID = [
     (b"a CLOSE", command("CLOSE")),
     (b"a EXPUNGE", command("EXPUNGE")),
     (b"a UNSELECT", command("UNSELECT")),
-    (b"a SEARCH ALL", command("SEARCH", None, ("ALL",))),
-    (b"a SEARCH CHARSET utf-8 SUBJECT caf", command("SEARCH", "UTF-8", ("SUBJECT", b"caf"))),
-    (b'a SEARCH charset "US-ASCII" ALL', command("SEARCH", "US-ASCII", ("ALL",))),
+    (b"a SEARCH ALL", command("SEARCH", None, ("ALL",), None)),
+    (b"a SEARCH RETURN (MIN COUNT) ALL", command("SEARCH", None, ("ALL",), ("MIN", "COUNT"))),
+    (b"a SEARCH RETURN () CHARSET UTF-8 SEEN", command("SEARCH", "UTF-8", ("SEEN",), ("ALL",))),
+    (b"a SEARCH CHARSET utf-8 SUBJECT caf", command("SEARCH", "UTF-8", ("SUBJECT", b"caf"), None)),
+    (b'a SEARCH charset "US-ASCII" ALL', command("SEARCH", "US-ASCII", ("ALL",), None)),
     (b"a FETCH 1:* FLAGS", command("FETCH", ALL_SEQ, (FetchItem("FLAGS"),))),
     (b"a FETCH 2,4:7,9,12:* (UID)",
      command("FETCH", ((2, 2), (4, 7), (9, 9), (12, None)), (FetchItem("UID"),))),
@@ -131,7 +133,7 @@ VALID = [
     (b"a THREAD orderedsubject utf-8 ALL", command("THREAD", "ORDEREDSUBJECT", "UTF-8", ("ALL",))),
     # UID forms.
     (b"a UID FETCH 1:* (FLAGS)", command("FETCH", ALL_SEQ, (FetchItem("FLAGS"),), uid=True)),
-    (b"a uid search UID 5:*", command("SEARCH", None, ("UID", ((5, None),)), uid=True)),
+    (b"a uid search UID 5:*", command("SEARCH", None, ("UID", ((5, None),)), None, uid=True)),
     (b"a UID STORE 7 +FLAGS \\Seen", command("STORE", ((7, 7),), "+", False, ("\\Seen",),
                                              uid=True)),
     (b"a UID COPY 1,3 x", command("COPY", ((1, 1), (3, 3)), b"x", uid=True)),
@@ -195,7 +197,7 @@ SEARCH_KEYS = [
 @pytest.mark.parametrize("text, expected", SEARCH_KEYS)
 def test_search_keys(text, expected):
     """Every RFC 3501 search key (and OLDER/YOUNGER) parses into its key tuple."""
-    assert parse_command(b"a SEARCH " + text) == command("SEARCH", None, expected)
+    assert parse_command(b"a SEARCH " + text) == command("SEARCH", None, expected, None)
 
 
 def test_nesting_up_to_the_limit_is_accepted():
@@ -501,7 +503,7 @@ def all_valid_commands():
     """Every valid command of this module with its expected Command."""
     yield from VALID
     for text, key in SEARCH_KEYS:
-        yield b"a SEARCH " + text, command("SEARCH", None, key)
+        yield b"a SEARCH " + text, command("SEARCH", None, key, None)
     for text, items in FETCH_ITEMS:
         yield b"a FETCH 1 " + text, command("FETCH", ((1, 1),), items)
 
