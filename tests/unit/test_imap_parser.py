@@ -347,7 +347,7 @@ ERRORS = [
     (b"a SEARCH", "a", "Missing search criteria"),
     (b"a SEARCH ", "a", "Missing search key"),
     (b"a SEARCH FOO", "a", "Invalid search key"),
-    (b"a SEARCH RETURN (MIN) ALL", "a", "Invalid search key"),
+    (b"a SEARCH RETURN (SAVE) ALL", "a", "Unknown RETURN option"),
     (b"a SEARCH ALL  SEEN", "a", "Missing search key"),
     (b"a SEARCH CHARSET", "a", "Invalid search key"),
     (b"a SEARCH CHARSET  ALL", "a", "Missing charset"),
