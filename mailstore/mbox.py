@@ -14,7 +14,7 @@ import socket
 import stat
 import time
 
-from mailstore import StoreError, journal
+from mailstore import StoreError, journal, mboxindex
 from mailstore import mboxformat as fmt
 from mailstore.fromline import format_from_line, parse_from_line
 from mailstore.locking import lock_mbox
@@ -31,6 +31,7 @@ class MboxMailbox:
         self.path = path
         self.must_exist = must_exist
         self.stamp = None
+        self.indexed_stamp = None
         self._uid_index = None
         self.store = store
         self.readonly = readonly
@@ -126,18 +127,66 @@ class MboxMailbox:
             self._parsed()
             return
         self.map = mmap.mmap(self.fd, self.size, prot=mmap.PROT_READ)
-        try:
-            messages = fmt.scan(self.map)
-        except fmt.NotMbox:
-            raise StoreError(StoreError.CORRUPT, "%s is not in mbox format" % self.path) from None
-        self._apply_metadata(messages)
-        self.layout = self._layout_digest()
+        if not self._take_index():
+            try:
+                messages = fmt.scan(self.map)
+            except fmt.NotMbox:
+                raise StoreError(StoreError.CORRUPT, "%s is not in mbox format" % self.path) from None
+            self._apply_metadata(messages)
+            self.layout = self._layout_digest()
         self._parsed()
+
+    # -- the index sidecar (mailstore.mboxindex) -----------------------------
+
+    def _take_index(self):
+        """Take the messages from the index when it still describes the file; else False."""
+        index = mboxindex.load(self._index_path(), self.identity)
+        if index is None or not mboxindex.usable(index, self.map, self._file_stamp()):
+            return False
+        self.pseudo = index.pseudo[0] if index.pseudo else None
+        self.uidvalidity, self.last_uid = index.uidvalidity, index.last_uid
+        self.keywords = index.keywords
+        self.messages = [message for message, _ in index.messages]
+        self.layout = index.layout
+        self.dirty = False
+        if self.size == index.indexed_size:
+            return True
+        if not self.messages:
+            return False
+        # New mail can also change where the last indexed message ends (the
+        # separator before the new From_ line), so that one is parsed again.
+        start = self.messages.pop().start
+        fresh = fmt.scan(self.map, start)
+        if not self._assign_uids(fresh, trusted=True,
+                                 previous=self.messages[-1].uid if self.messages else 0):
+            return False
+        self.messages.extend(fresh)
+        self.layout = self._layout_digest()
+        return True
+
+    def _save_index(self):
+        """Keep the index for next time: only for large mailboxes, fully written, unchanged."""
+        if (self.map is None or len(self.messages) < mboxindex.MIN_MESSAGES or self.dirty
+                or self.stamp != self._file_stamp() or self.stamp == self.indexed_stamp
+                or any(m.dirty for m in self.messages)):
+            return
+        try:
+            self.store.ensure_index_dir()
+        except StoreError:
+            return
+        mboxindex.save(self._index_path(), self)
+        self.indexed_stamp = self.stamp
+
+    def _index_path(self):
+        return self.store.index_path(self.path, self.identity)
+
+    def _file_stamp(self):
+        st = os.fstat(self.fd)
+        return (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
 
     def _parsed(self):
         """Remember what the file looked like, to notice anyone's later change."""
-        st = os.fstat(self.fd)
-        self.stamp = (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+        self.stamp = self._file_stamp()
         self._uid_index = None
 
     def _layout_digest(self):
@@ -191,9 +240,8 @@ class MboxMailbox:
             return None, fmt.parse_base(meta.imapbase)
         return None, None
 
-    def _assign_uids(self, messages, trusted):
+    def _assign_uids(self, messages, trusted, previous=0):
         """Read flags and UIDs; False when stored UIDs go backwards or repeat."""
-        previous = 0
         known = set(self.keywords)
         for index, message in enumerate(messages):
             meta = fmt.read_meta(self.map, message)
@@ -261,8 +309,7 @@ class MboxMailbox:
         """True when someone wrote to (or created) the file since we parsed it."""
         if self.fd is None:
             return os.path.exists(self.path)
-        st = os.fstat(self.fd)
-        return (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns) != self.stamp
+        return self._file_stamp() != self.stamp
 
     def refresh(self):
         """Re-read the file if anyone changed it; True when it was re-read."""
@@ -645,7 +692,9 @@ class MboxMailbox:
         return text + fmt.status_block(message, message.keywords, base) + b"\n"
 
     def close(self):
-        """Release the file; nothing is written."""
+        """Release the file; nothing is written to it (the index sidecar may be)."""
+        if self.fd is not None:
+            self._save_index()
         if self.session_lock:
             self.session_lock.release()
             self.session_lock = None

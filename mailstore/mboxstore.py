@@ -105,10 +105,18 @@ class MboxStore:
 
         return folders.list_folders(self.location, pattern)
 
+    def index_path(self, path, identity):
+        """The index sidecar of a mailbox, in the user's index directory."""
+        return self._sidecar_path("index", path, identity)
+
     def journal_path(self, path, identity):
         """The journal file for a mailbox, in the user's index directory."""
+        return self._sidecar_path("journal", path, identity)
+
+    def _sidecar_path(self, kind, path, identity):
+        """A per-mailbox file named by its path's hash and inode, so a new file gets a new one."""
         name = hashlib.sha256(os.fsencode(path)).hexdigest()[:24]
-        return os.path.join(self.location.index_dir, "journal-%s-%x" % (name, identity[1]))
+        return os.path.join(self.location.index_dir, "%s-%s-%x" % (kind, name, identity[1]))
 
     def ensure_index_dir(self):
         """Create the index directory (mode 0700) if needed."""

@@ -1,0 +1,156 @@
+"""The index sidecar: reopening costs O(new mail), and the file always wins over the index."""
+
+import os
+
+import pytest
+
+from mailstore import mboxformat as fmt
+from mailstore import mboxindex
+
+from test_mbox_store import Spool, delivery, mta_append
+
+COUNT = mboxindex.MIN_MESSAGES + 20
+
+
+@pytest.fixture
+def spool(tmp_path):
+    """A spool of COUNT messages, opened once so that UW metadata and the index exist."""
+    spool = Spool(tmp_path)
+    spool.write(b"".join(delivery(n) for n in range(1, COUNT + 1)))
+    mailbox = spool.open()
+    mailbox.claim_recent()
+    mailbox.close()
+    return spool
+
+
+class ScanCounter:
+    """Counts how many bytes mboxformat.scan was asked to parse."""
+
+    def __init__(self, monkeypatch):
+        self.bytes = 0
+        real = fmt.scan
+
+        def counting_scan(buf, start=0):
+            self.bytes += len(buf) - start
+            return real(buf, start)
+
+        monkeypatch.setattr(fmt, "scan", counting_scan)
+
+
+def state(mailbox):
+    """Everything a client sees of a mailbox, for comparing two opens."""
+    return (mailbox.uidvalidity, mailbox.uidnext, mailbox.keywords,
+            [(m.uid, m.flags, m.keywords, m.size, mailbox.internal_date(m),
+              mailbox.message_text(m)) for m in mailbox.messages])
+
+
+def full_parse_state(spool):
+    """The state as a fresh parse of the file gives it, with every index removed first."""
+    for name in os.listdir(spool.store.location.index_dir):
+        if name.startswith("index-"):
+            os.unlink(os.path.join(spool.store.location.index_dir, name))
+    mailbox = spool.open(readonly=True)
+    try:
+        return state(mailbox)
+    finally:
+        mailbox.close()
+
+
+def test_reopen_reads_no_message_from_the_file(spool, monkeypatch):
+    """A reopen of an unchanged mailbox takes everything from the index and scans nothing."""
+    counter = ScanCounter(monkeypatch)
+    mailbox = spool.open(readonly=True)
+    try:
+        assert len(mailbox.messages) == COUNT
+        assert counter.bytes == 0
+        indexed = state(mailbox)
+    finally:
+        mailbox.close()
+    assert indexed == full_parse_state(spool)
+
+
+def test_reopen_after_delivery_scans_only_the_new_mail(spool, monkeypatch):
+    """Mail an MTA appended is parsed from the last indexed message on; the rest comes from the index."""
+    new_mail = b"\n" + delivery(COUNT + 1) + b"\n" + delivery(COUNT + 2)
+    mta_append(spool.path, new_mail)
+    counter = ScanCounter(monkeypatch)
+    mailbox = spool.open(readonly=True)
+    try:
+        assert [m.uid for m in mailbox.messages[-2:]] == [COUNT + 1, COUNT + 2]
+        # The last indexed message is parsed again (its end moves); nothing before it.
+        last_message = len(delivery(COUNT)) + 100  # plus the metadata the first open added
+        assert len(new_mail) < counter.bytes <= len(new_mail) + last_message
+        indexed = state(mailbox)
+    finally:
+        mailbox.close()
+    assert indexed == full_parse_state(spool)
+
+
+def test_foreign_flag_change_in_place_is_noticed(spool):
+    """Another program patching a Status header in place (same size) invalidates the index."""
+    data = open(spool.path, "rb").read()
+    position = data.index(b"Status: O\n", data.index(b"Subject: message 100\n") - 400)
+    patched = data[:position] + b"Status: R\n" + data[position + len(b"Status: O\n"):]
+    with open(spool.path, "r+b") as handle:
+        handle.write(patched)
+    mailbox = spool.open(readonly=True)
+    try:
+        seen = [m.uid for m in mailbox.messages if m.flags & fmt.SEEN]
+        indexed = state(mailbox)
+    finally:
+        mailbox.close()
+    assert len(seen) == 1
+    assert indexed == full_parse_state(spool)
+
+
+def test_foreign_rewrite_that_moves_data_is_noticed(spool):
+    """A rewrite by another program that removes a message is parsed afresh, not trusted."""
+    data = open(spool.path, "rb").read()
+    second = data.index(b"\nFrom ", 1) + 1
+    third = data.index(b"\nFrom ", second) + 1
+    with open(spool.path, "r+b") as handle:
+        handle.write(data[:second] + data[third:])
+        handle.truncate()
+    mailbox = spool.open(readonly=True)
+    try:
+        assert len(mailbox.messages) == COUNT - 1
+        assert 2 not in [m.uid for m in mailbox.messages]
+        indexed = state(mailbox)
+    finally:
+        mailbox.close()
+    assert indexed == full_parse_state(spool)
+
+
+@pytest.mark.parametrize("damage", [b"", b"garbage", b"\xe3" * 100],
+                         ids=["empty", "garbage", "bad-marshal"])
+def test_damaged_index_is_rebuilt_silently(spool, damage):
+    """An index file that cannot be read is ignored and rewritten on close."""
+    directory = spool.store.location.index_dir
+    (name,) = [n for n in os.listdir(directory) if n.startswith("index-")]
+    with open(os.path.join(directory, name), "wb") as handle:
+        handle.write(damage)
+    mailbox = spool.open()
+    try:
+        assert len(mailbox.messages) == COUNT
+    finally:
+        mailbox.close()
+    st = os.stat(spool.path)
+    assert mboxindex.load(os.path.join(directory, name), (st.st_dev, st.st_ino)) is not None
+
+
+def test_flag_change_keeps_the_index_usable(spool, monkeypatch):
+    """After a session changes flags and closes, the next open still scans nothing."""
+    mailbox = spool.open()
+    try:
+        mailbox.store_flags([7], "+", fmt.FLAGGED, ("$Work",))
+    finally:
+        mailbox.close()
+    counter = ScanCounter(monkeypatch)
+    reopened = spool.open(readonly=True)
+    try:
+        assert counter.bytes == 0
+        assert reopened.by_uid(7).flags & fmt.FLAGGED and reopened.by_uid(7).keywords == ("$Work",)
+        indexed = state(reopened)
+    finally:
+        reopened.close()
+    assert indexed == full_parse_state(spool)
