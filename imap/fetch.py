@@ -50,19 +50,20 @@ def _size(message, item):
 def _envelope(message, item):
     from imap.mime import envelope
 
-    return b"ENVELOPE " + envelope(message.header())
+    return b"ENVELOPE " + message.cached("envelope", lambda: envelope(message.header()))
 
 
 def _bodystructure(message, item):
     from imap.mime import bodystructure
 
-    return b"BODYSTRUCTURE " + bodystructure(message.message(), True)
+    return b"BODYSTRUCTURE " + message.cached(
+        "bodystructure", lambda: bodystructure(message.message(), True))
 
 
 def _body(message, item):
     from imap.mime import bodystructure
 
-    return b"BODY " + bodystructure(message.message(), False)
+    return b"BODY " + message.cached("body", lambda: bodystructure(message.message(), False))
 
 
 def _rfc822(message, item):

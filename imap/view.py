@@ -79,6 +79,10 @@ class MessageView:
         zone = datetime.timezone(datetime.timedelta(minutes=offset))
         return datetime.datetime.fromtimestamp(seconds, zone)
 
+    def cached(self, kind, compute):
+        """A value computed from this message's text, from the mailbox's cache when it has one."""
+        return self.mailbox.cached(self.stored, kind, compute)
+
     def header(self):
         if self._header is None:
             self._header = wire_form(self.mailbox.header_bytes(self.stored))

@@ -32,6 +32,7 @@ class MboxMailbox:
         self.must_exist = must_exist
         self.stamp = None
         self.indexed_stamp = None
+        self.field_cache = None
         self._uid_index = None
         self.store = store
         self.readonly = readonly
@@ -177,6 +178,17 @@ class MboxMailbox:
         mboxindex.save(self._index_path(), self)
         self.indexed_stamp = self.stamp
 
+    def _save_field_cache(self):
+        if self.field_cache is None:
+            return
+        present = {m.uid for m in self.messages}
+        self.field_cache.forget([uid for uid, _ in self.field_cache.values if uid not in present])
+        try:
+            self.store.ensure_index_dir()
+        except StoreError:
+            return
+        self.field_cache.save()
+
     def _index_path(self):
         return self.store.index_path(self.path, self.identity)
 
@@ -296,6 +308,17 @@ class MboxMailbox:
         """(unix time, zone offset in minutes) from the From_ line; the epoch if unparsable."""
         parsed = parse_from_line(bytes(self.map[message.start:message.header]).rstrip(b"\r\n"))
         return (parsed[1], parsed[2]) if parsed else (0, 0)
+
+    def cached(self, message, kind, compute):
+        """A value computed from a message's text (ENVELOPE, BODYSTRUCTURE), kept across sessions."""
+        if self.fd is None or len(self.messages) < mboxindex.MIN_MESSAGES:
+            return compute()
+        if self.field_cache is None or self.field_cache.uidvalidity != self.uidvalidity:
+            from mailstore.fieldcache import FieldCache
+
+            self.field_cache = FieldCache(
+                self.store.cache_path(self.path, self.identity), self.uidvalidity)
+        return self.field_cache.get(message.uid, kind, compute)
 
     def by_uid(self, uid):
         """The message with this UID, or None (expunged, or not yet seen)."""
@@ -695,6 +718,7 @@ class MboxMailbox:
         """Release the file; nothing is written to it (the index sidecar may be)."""
         if self.fd is not None:
             self._save_index()
+            self._save_field_cache()
         if self.session_lock:
             self.session_lock.release()
             self.session_lock = None

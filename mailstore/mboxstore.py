@@ -109,6 +109,10 @@ class MboxStore:
         """The index sidecar of a mailbox, in the user's index directory."""
         return self._sidecar_path("index", path, identity)
 
+    def cache_path(self, path, identity):
+        """The ENVELOPE/BODYSTRUCTURE cache of a mailbox, in the user's index directory."""
+        return self._sidecar_path("cache", path, identity)
+
     def journal_path(self, path, identity):
         """The journal file for a mailbox, in the user's index directory."""
         return self._sidecar_path("journal", path, identity)

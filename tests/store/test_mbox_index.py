@@ -154,3 +154,44 @@ def test_flag_change_keeps_the_index_usable(spool, monkeypatch):
     finally:
         reopened.close()
     assert indexed == full_parse_state(spool)
+
+
+def test_computed_fields_are_kept_across_sessions(spool):
+    """A value computed from a message (ENVELOPE) is computed once, then read back after reopening."""
+    calls = []
+
+    def compute():
+        calls.append(1)
+        return b"(envelope)"
+
+    mailbox = spool.open()
+    try:
+        assert mailbox.cached(mailbox.messages[5], "envelope", compute) == b"(envelope)"
+        assert mailbox.cached(mailbox.messages[5], "envelope", compute) == b"(envelope)"
+    finally:
+        mailbox.close()
+    reopened = spool.open(readonly=True)
+    try:
+        assert reopened.cached(reopened.messages[5], "envelope", compute) == b"(envelope)"
+        assert reopened.cached(reopened.messages[6], "envelope", compute) == b"(envelope)"
+    finally:
+        reopened.close()
+    assert len(calls) == 2
+
+
+def test_cached_fields_of_expunged_messages_are_dropped(spool):
+    """After an expunge, the cache holds nothing for the removed UID (and UIDs are never reused)."""
+    mailbox = spool.open()
+    try:
+        for message in mailbox.messages[:3]:
+            mailbox.cached(message, "envelope", lambda: b"x")
+        mailbox.store_flags([2], "+", fmt.DELETED, ())
+        mailbox.expunge()
+    finally:
+        mailbox.close()
+    reopened = spool.open(readonly=True)
+    try:
+        reopened.cached(reopened.messages[0], "envelope", lambda: b"x")
+        assert sorted(uid for uid, _ in reopened.field_cache.values) == [1, 3]
+    finally:
+        reopened.close()
