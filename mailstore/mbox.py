@@ -18,7 +18,7 @@ from mailstore import StoreError, journal, mboxindex
 from mailstore import mboxformat as fmt
 from mailstore.fromline import format_from_line, parse_from_line
 from mailstore.locking import lock_mbox
-from mailstore.sessionlock import SessionLock
+from mailstore.sessionlock import SessionLock, held_elsewhere
 
 # UW c-client's NUSERFLAGS: the keywords one mailbox can hold.
 MAX_KEYWORDS = 30
@@ -604,7 +604,8 @@ class MboxMailbox:
         as UW's does; moving messages under it would garble what it sends.
         Header patches move nothing and go ahead.
         """
-        SessionLock(self.fd).acquire().release()
+        if held_elsewhere(self.fd):
+            raise StoreError(StoreError.IN_USE, "a POP3 session holds the mailbox")
 
     def _after_patches(self):
         """Same-size header patches moved no message: re-find only the patched metadata."""

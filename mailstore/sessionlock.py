@@ -13,17 +13,32 @@ import stat
 from mailstore import StoreError
 
 
-def session_lock_path(st):
+def session_lock_path(st, directory="/tmp"):
     """UW's name for the lock of the file with this stat."""
-    return "/tmp/.%x.%x" % (st.st_dev, st.st_ino)
+    return os.path.join(directory, ".%x.%x" % (st.st_dev, st.st_ino))
+
+
+def held_elsewhere(mailbox_fd, directory="/tmp"):
+    """True while some session holds the lock of this mailbox; takes and writes nothing."""
+    try:
+        fd = os.open(session_lock_path(os.fstat(mailbox_fd), directory),
+                     os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError:
+        return False  # no lock file (or not one we could use): no POP3 session
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        return False
+    except OSError as error:
+        return error.errno in (errno.EWOULDBLOCK, errno.EAGAIN)
+    finally:
+        os.close(fd)
 
 
 class SessionLock:
     """An exclusive session lock on one mailbox file; IN_USE when another holds it."""
 
     def __init__(self, mailbox_fd, directory="/tmp"):
-        st = os.fstat(mailbox_fd)
-        self.path = os.path.join(directory, ".%x.%x" % (st.st_dev, st.st_ino))
+        self.path = session_lock_path(os.fstat(mailbox_fd), directory)
         self.fd = None
 
     def acquire(self):

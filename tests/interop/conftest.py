@@ -1,4 +1,4 @@
-"""Fixtures for interop tests: a real system user's spool, and ipop3d started as inetd starts it.
+"""Fixtures for interop tests: a real system user's spool, and ipop3d or imapd started as inetd starts them.
 
 API (all function-scoped unless noted):
 
@@ -9,11 +9,12 @@ API (all function-scoped unless noted):
   views; `.spool_messages()` reads the spool back; `.append(count)` delivers more
   mail as an MTA would; `.write_config(**settings)` rewrites the configuration
   with extra settings. Skips unless running as root with the user present.
-- `start_pop3` -> start(config_path, *server_args) -> Pop3Listener(host, port):
+- `start_pop3` -> start(config_path, *server_args) -> Listener(host, port):
   server/listener.py on 127.0.0.1 and a free port, running
   `[sys.executable, ipop3d.py, "--config", config_path, *server_args]` per
   connection. Stopped (SIGTERM) at teardown; its stderr goes to a log file that
   is printed when the test fails.
+- `start_imap`: the same for imapd.py.
 - `pop3_over_socketpair` -> open(config_path, *server_args) -> poplib.POP3
   connected to ipop3d running on one end of a socket pair as fd 0 and 1, for
   tests that need no TCP; its `.server_process` is the ipop3d Popen, which is
@@ -40,6 +41,7 @@ import pytest
 TESTS_DIR = Path(__file__).resolve().parents[1]
 REPO_ROOT = TESTS_DIR.parent
 IPOP3D = REPO_ROOT / "ipop3d.py"
+IMAPD = REPO_ROOT / "imapd.py"
 # tests/mailgen.py is shared by every test directory; none of them is a package.
 sys.path.insert(0, str(TESTS_DIR))
 
@@ -156,8 +158,8 @@ def mail_setup(system_account, tmp_path):
 
 
 @dataclass
-class Pop3Listener:
-    """A running server/listener.py process serving ipop3d on host:port."""
+class Listener:
+    """A running server/listener.py process serving ipop3d or imapd on host:port."""
 
     host: str
     port: int
@@ -172,22 +174,23 @@ class Pop3Listener:
         self.process.stdout.close()
 
 
-def _listener_command(config_path, server_args):
-    server = [sys.executable, str(IPOP3D), "--config", str(config_path), *server_args]
+def _listener_command(server_script, config_path, server_args):
+    server = [sys.executable, str(server_script), "--config", str(config_path), *server_args]
     return [sys.executable, "-m", "server.listener", "--host", "127.0.0.1", "--port", "0", "--", *server]
 
 
-def _start_listener(config_path, server_args, log_path):
+def _start_listener(server_script, config_path, server_args, log_path):
     with open(log_path, "wb") as log:
-        process = subprocess.Popen(_listener_command(config_path, server_args), cwd=REPO_ROOT,
-                                   stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=log)
+        process = subprocess.Popen(_listener_command(server_script, config_path, server_args),
+                                   cwd=REPO_ROOT, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                   stderr=log)
     line = process.stdout.readline().decode("ascii", "replace")
     if not line.startswith("listening on "):
         process.kill()
         process.wait()
         pytest.fail("listener did not start: %r\n%s" % (line, log_path.read_text(errors="replace")))
     port = int(line.strip().rpartition(":")[2])
-    return Pop3Listener("127.0.0.1", port, process, log_path)
+    return Listener("127.0.0.1", port, process, log_path)
 
 
 def _print_logs(paths):
@@ -198,14 +201,13 @@ def _print_logs(paths):
             print("---- %s ----\n%s" % (path.name, text))
 
 
-@pytest.fixture
-def start_pop3(tmp_path):
-    """Start ipop3d behind the built-in listener on 127.0.0.1, as inetd would; stop it afterwards."""
+def _listeners_of(server_script, tmp_path):
+    """Fixture body: yield start(config_path, *server_args) for one server; stop all at teardown."""
     listeners = []
 
     def start(config_path, *server_args):
-        log_path = tmp_path / ("listener-%d.log" % len(listeners))
-        listener = _start_listener(config_path, server_args, log_path)
+        log_path = tmp_path / ("%s-listener-%d.log" % (server_script.stem, len(listeners)))
+        listener = _start_listener(server_script, config_path, server_args, log_path)
         listeners.append(listener)
         return listener
 
@@ -213,6 +215,18 @@ def start_pop3(tmp_path):
     for listener in listeners:
         listener.stop()
     _print_logs([listener.log_path for listener in listeners])
+
+
+@pytest.fixture
+def start_pop3(tmp_path):
+    """Start ipop3d behind the built-in listener on 127.0.0.1, as inetd would; stop it afterwards."""
+    yield from _listeners_of(IPOP3D, tmp_path)
+
+
+@pytest.fixture
+def start_imap(tmp_path):
+    """Start imapd behind the built-in listener on 127.0.0.1, as inetd would; stop it afterwards."""
+    yield from _listeners_of(IMAPD, tmp_path)
 
 
 class SocketPOP3(poplib.POP3):

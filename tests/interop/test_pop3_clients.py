@@ -8,22 +8,14 @@ Fixtures are in conftest.py; the mailbox generator is tests/mailgen.py.
 import os
 import poplib
 import re
-import shutil
-import subprocess
 
 import pytest
 
 import mailgen
+from clienttools import (GUARD_SECONDS, deliver_with_procmail, delivered_files, needs_program,
+                         run_client, write_delivery_script)
 
-# A guard against a hung client or server, never a measurement.
-GUARD_SECONDS = 60
 UIDL_FORMAT = re.compile(rb"[0-9a-f]{16}")
-
-
-def needs_program(name):
-    """Skip the test when a client program is not installed (CI installs them all)."""
-    return pytest.mark.skipif(shutil.which(name) is None,
-                              reason="%s is not installed (apt-get install %s)" % (name, name))
 
 
 def login(listener, setup):
@@ -49,36 +41,11 @@ def scan_listing(lines):
     return {int(number): value for number, value in (line.split(b" ", 1) for line in lines)}
 
 
-def delivered_files(directory):
-    """The messages a delivery script wrote, one file each, in delivery order."""
-    return [path.read_bytes() for path in sorted(directory.iterdir())]
-
-
-def write_delivery_script(directory, target):
-    """An MDA that stores each message from stdin in its own numbered file under target."""
-    target.mkdir()
-    script = directory / "deliver.sh"
-    script.write_text('#!/bin/sh\nn=$(ls "%s" | wc -l)\nexec cat > "%s/$(printf %%04d "$n")"\n'
-                      % (target, target))
-    script.chmod(0o755)
-    return script
-
-
 def without_status(delivered_lf):
     """A message a client delivered with LF line ends, in CRLF form without UW's Status: line."""
     status, message = mailgen.split_status(delivered_lf.replace(b"\n", b"\r\n"))
     assert status is not None, "no synthesized Status: line in %r" % delivered_lf[:300]
     return message
-
-
-def run_client(command, env=None, ok_codes=(0,)):
-    """Run a mail client to completion without a terminal; fail with its output otherwise."""
-    result = subprocess.run(command, env=env, stdin=subprocess.DEVNULL, capture_output=True,
-                            timeout=GUARD_SECONDS)
-    assert result.returncode in ok_codes, "%s exited %d\n%s\n%s" % (
-        command[0], result.returncode, result.stdout.decode(errors="replace"),
-        result.stderr.decode(errors="replace"))
-    return result
 
 
 def test_poplib_stat_list_uidl_describe_the_spool(mail_setup, start_pop3):
@@ -217,13 +184,6 @@ def test_session_on_an_inetd_socketpair(mail_setup, pop3_over_socketpair):
     pop.quit()
 
 
-def _procmail_rc(directory, spool):
-    """A procmail rcfile delivering everything to the spool file with procmail's own locking."""
-    rcfile = directory / "procmailrc"
-    rcfile.write_text("SHELL=/bin/sh\nLOGFILE=%s/procmail.log\n:0:\n%s\n" % (directory, spool))
-    return rcfile
-
-
 @needs_program("procmail")
 def test_procmail_delivery_during_a_session_survives_its_expunge(mail_setup, start_pop3, tmp_path):
     """Mail procmail delivers while a session is open is kept when that session deletes message 1."""
@@ -231,11 +191,7 @@ def test_procmail_delivery_during_a_session_survives_its_expunge(mail_setup, sta
     pop = login(listener, mail_setup)
     count = len(mail_setup.messages)
     incoming, _, _ = mailgen.generate(1, seed=4155, first_number=count + 1)[0]
-    # -f: procmail writes the From_ line itself, as when an MTA runs it as the MDA.
-    result = subprocess.run(["procmail", "-f", "ken@example.com", "-m",
-                             str(_procmail_rc(tmp_path, mail_setup.spool))],
-                            input=incoming, capture_output=True, timeout=GUARD_SECONDS)
-    assert result.returncode == 0, result.stderr
+    deliver_with_procmail(tmp_path, mail_setup.spool, incoming)
     assert len(mail_setup.spool_messages()) == count + 1
     assert pop.stat()[0] == count  # the POP3 view is fixed for the session
     pop.dele(1)
