@@ -160,9 +160,13 @@ class MboxLock:
             raise StoreError(StoreError.NO_PERMISSION,
                              "Lock name %s is a symbolic link" % self.lock_path)
         age = time.time() - info.st_ctime
-        if age < self.stale_age:
+        dead_owner = _dead_local_owner(self.lock_path)
+        if age < self.stale_age and not dead_owner:
             return False
-        self._log("warning", "Removing stale lock %s (%d seconds old)" % (self.lock_path, age))
+        if dead_owner:
+            self._log("warning", "Removing lock %s of dead process %d" % (self.lock_path, dead_owner))
+        else:
+            self._log("warning", "Removing stale lock %s (%d seconds old)" % (self.lock_path, age))
         # Between the lstat and the unlink a peer may have replaced the stale
         # lock; UW and Dovecot share this window, which no unlink can close.
         try:
@@ -283,6 +287,29 @@ def _create_lock_file(lock_path):
             os.unlink(lock_path)
         raise
     return fd
+
+
+def _dead_local_owner(lock_path):
+    """The pid in a lock we wrote (`pid:host`) if that process is gone from this host, else 0.
+
+    Only our own format is trusted: other writers (procmail, dotlockfile, UW)
+    leave other content or none, and their locks wait for the stale age.
+    """
+    try:
+        with open(lock_path, "rb") as handle:
+            content = handle.read(256)
+    except OSError:
+        return 0
+    pid, sep, host = content.rstrip(b"\n").partition(b":")
+    if not (sep and pid.isdigit() and host == os.uname().nodename.encode()):
+        return 0
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return int(pid)
+    except OSError:
+        return 0  # alive under another uid (EPERM)
+    return 0
 
 
 def _same_file(path, info):

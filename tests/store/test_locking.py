@@ -289,6 +289,37 @@ def test_stale_dotlock_is_removed_and_taken(mbox, mbox_fd):
     assert not os.path.exists(mbox + ".lock")
 
 
+def test_dotlock_of_a_killed_server_is_taken_at_once(mbox, mbox_fd):
+    """A dotlock left by a pyimapd process killed with SIGKILL is removed at once, not after 5 min."""
+    holder = subprocess.Popen([sys.executable, "-c", (
+        "import sys, time; sys.path.insert(0, %r)\n"
+        "from mailstore.locking import lock_mbox\n"
+        "import os\n"
+        "fd = os.open(%r, os.O_RDWR)\n"
+        "lock = lock_mbox(%r, fd, timeout=5).acquire()\n"
+        "print('locked', flush=True)\n"
+        "time.sleep(60)\n") % (str(REPO), mbox, mbox)], stdout=subprocess.PIPE)
+    try:
+        assert holder.stdout.readline() == b"locked\n"
+    finally:
+        holder.kill()
+        holder.wait()
+    assert os.path.exists(mbox + ".lock")
+    log = LogRecorder()
+    with lock_mbox(mbox, mbox_fd, timeout=0, log=log) as held:
+        assert "dotlock" in held.held
+    assert any("dead process %d" % holder.pid in message for message in log.messages("warning"))
+
+
+def test_dotlock_of_a_live_process_is_respected(mbox, mbox_fd):
+    """A dotlock in our own format whose process is alive is not removed before the stale age."""
+    Path(mbox + ".lock").write_text("%d:%s\n" % (os.getppid(), os.uname().nodename))
+    with pytest.raises(StoreError) as caught:
+        with lock_mbox(mbox, mbox_fd, timeout=0.3):
+            pytest.fail("lock granted over a live process's dotlock")
+    assert caught.value.kind == StoreError.IN_USE
+
+
 def test_live_dotlock_makes_us_time_out_in_use(mbox, mbox_fd):
     """A fresh dotlock made by dotlockfile is respected: IN_USE at the timeout, lock untouched."""
     lock_path = mbox + ".lock"
