@@ -12,6 +12,7 @@ import sys
 import time
 
 from server import limits
+from server.login import FailedLogins
 from server.transport import Disconnected, LineTooLong, Timeout
 
 VERSION = "pyimapd 0.1"
@@ -115,7 +116,7 @@ class Pop3Session:
         self.user = None
         self.principal = None
         self.maildrop = None
-        self.login_failures = 0
+        self.failed_logins = FailedLogins(config, log)
         self.bad_commands = 0
         self.apop_stamp = None
         self.tls_context = None
@@ -295,30 +296,27 @@ class Pop3Session:
         mechanism = sasl.start(name, self.authenticator(), self.hostname, self.host)
         data = None
         if initial:
-            data = b"" if initial == b"=" else _base64(initial)
+            data = b"" if initial == b"=" else sasl.decode_response(initial)
         self.login("*", "auth", lambda auth: self.sasl_exchange(mechanism, data))
 
     def sasl_exchange(self, mechanism, data):
         """Challenges and responses until the mechanism yields a principal."""
+        from auth import sasl
+
+        return sasl.run_exchange(mechanism, data, self.sasl_challenge)
+
+    def sasl_challenge(self, challenge):
+        """Send one challenge; the client's decoded answer (RFC 5034 §4)."""
         from auth import AuthFailed, sasl
 
-        while True:
-            if data is _BAD_BASE64:
-                raise AuthFailed("client response is not base64")
-            try:
-                result = mechanism.respond(data)
-            except sasl.MalformedResponse as error:
-                raise AuthFailed("malformed SASL response: %s" % error) from None
-            if not isinstance(result, sasl.Challenge):
-                return result
-            self.transport.write(b"+ " + base64.b64encode(result.data) + b"\r\n")
-            try:
-                line = self.transport.readline(limits.SASL_MAX_LINE, limits.POP3_LOGIN_TIMEOUT)
-            except LineTooLong:
-                raise AuthFailed("SASL response too long") from None
-            if line == b"*":
-                raise AuthCancelled()
-            data = _base64(line)
+        self.transport.write(b"+ " + base64.b64encode(challenge) + b"\r\n")
+        try:
+            line = self.transport.readline(limits.SASL_MAX_LINE, limits.POP3_LOGIN_TIMEOUT)
+        except LineTooLong:
+            raise AuthFailed("SASL response too long") from None
+        if line == b"*":
+            raise AuthCancelled()
+        return sasl.decode_response(line)
 
     def cmd_rpop(self, argument):
         self.reply("-ERR Nice try, bunkie")
@@ -363,31 +361,18 @@ class Pop3Session:
         self.enter_transaction(principal, method)
 
     def login_failed(self, user, method):
-        self.login_failures += 1
-        self.log.auth("notice", "Login failed user=%s auth=%s host=%s"
-                      % (_printable(user), _printable(user), self.host))
-        time.sleep(self.config.login_failure_delay)
-        if self.login_failures >= limits.MAX_LOGIN_FAILURES:
+        if self.failed_logins.record(user, self.host):
             self.reply("-ERR [AUTH] Bad login, too many failures; closing connection")
-            self.log.auth("notice", "Login excessive login failures user=%s host=%s"
-                          % (_printable(user), self.host))
             raise CloseSession()
         self.reply(LOGIN_FAILURE_REPLIES[method])
 
     def enter_transaction(self, principal, method):
         from mailstore import StoreError, open_store
-        from server.privileges import PrivilegeError, drop_privileges
+        from server.login import become_user
 
-        try:
-            drop_privileges(principal, self.config.mail_privileged_group or None)
-        except PrivilegeError as error:
-            self.log("err", "cannot become user=%s host=%s: %s" % (principal.name, self.host, error))
+        if not become_user(principal, self.config, self.log, self.host):
             self.reply("-ERR [SYS/PERM] Unable to serve this user")
-            raise CloseSession() from None
-        try:
-            os.chdir(principal.home)
-        except OSError:
-            pass
+            raise CloseSession()
         try:
             mailbox = open_store(principal, self.config, self.log).open_inbox(exclusive_session=True)
         except StoreError as error:
@@ -518,17 +503,6 @@ class Pop3Session:
         self.reply("+OK Sayonara")
 
 
-_BAD_BASE64 = object()
-
-
-def _base64(text):
-    """Decoded base64 client data, or _BAD_BASE64."""
-    try:
-        return base64.b64decode(text, validate=True)
-    except (ValueError, TypeError):
-        return _BAD_BASE64
-
-
 def _first_lines(chunk, count):
     """The part of chunk holding its first `count` lines, and how many lines remain."""
     chunk = bytes(chunk)
@@ -540,9 +514,6 @@ def _first_lines(chunk, count):
         position, count = newline + 1, count - 1
     return chunk[:position], 0
 
-
-def _printable(text):
-    return "".join(c if c.isprintable() else "?" for c in text)[:limits.MAX_USER_NAME]
 
 
 ANY = (AUTHORIZATION, TRANSACTION)

@@ -167,3 +167,37 @@ def mechanisms(authenticator, plaintext_allowed):
     if authenticator.challenge_mechanisms_enabled():
         names.append(CRAM_MD5)
     return names
+
+
+# A client message that was not valid base64 (RFC 4422 §5: the exchange fails).
+INVALID = object()
+
+
+def decode_response(text):
+    """A client's base64 message decoded, or INVALID."""
+    import base64
+    import binascii
+
+    try:
+        return base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError, TypeError):
+        return INVALID
+
+
+def run_exchange(mechanism, data, ask):
+    """Drive a mechanism to its Principal.
+
+    `data` is the decoded initial response (None if none was sent);
+    `ask(challenge)` sends a challenge and returns the client's decoded
+    answer (or INVALID), or raises to cancel in the protocol's own way.
+    """
+    while True:
+        if data is INVALID:
+            raise AuthFailed("client response is not base64")
+        try:
+            result = mechanism.respond(data)
+        except MalformedResponse as error:
+            raise AuthFailed("malformed SASL response: %s" % error) from None
+        if not isinstance(result, Challenge):
+            return result
+        data = ask(result.data)

@@ -6,7 +6,6 @@ and SEARCH (RFC 3501 §7.4.1), though their UID forms allow it.
 """
 
 import base64
-import binascii
 
 from imap.session import AUTHENTICATED, LOGOUT, NOT_AUTHENTICATED, SELECTED, Bad, No
 
@@ -85,39 +84,33 @@ def authenticate(session, command):
     if name not in session.sasl_mechanisms():
         raise No("Unsupported authentication mechanism", "CANNOT")
     mechanism = sasl.start(name, session.authenticator(), session.hostname, session.host)
-    data = None if initial is None else (b"" if initial == b"=" else _base64(initial))
+    data = None if initial is None else (b"" if initial == b"=" else _decoded(initial))
     return session.login("*", name, lambda auth: _exchange(session, mechanism, data))
 
 
 def _exchange(session, mechanism, data):
-    """Challenges and responses until the mechanism yields a principal."""
-    from auth import AuthFailed, sasl
+    """Challenges and responses until the mechanism yields a principal (RFC 3501 §6.2.2)."""
+    from auth import sasl
 
-    while True:
-        if data is _INVALID:
-            raise AuthFailed("client response is not base64")
-        try:
-            result = mechanism.respond(data)
-        except sasl.MalformedResponse as error:
-            raise AuthFailed("malformed SASL response: %s" % error) from None
-        if not isinstance(result, sasl.Challenge):
-            return result
-        session.send_line(b"+ " + base64.b64encode(result.data))
+    def ask(challenge):
+        session.send_line(b"+ " + base64.b64encode(challenge))
         session.flush()
         line = session.next_command()
         if line == b"*":
-            raise No("Authentication cancelled", "AUTHENTICATIONFAILED")
-        data = _base64(line)
+            raise Bad("AUTHENTICATE cancelled")  # RFC 3501 §6.2.2: a tagged BAD
+        return _decoded(line)
+
+    return sasl.run_exchange(mechanism, data, ask)
 
 
-_INVALID = object()
+def _decoded(text):
+    """A client's base64 SASL message; anything else is a syntax error (BAD), not a failed login."""
+    from auth import sasl
 
-
-def _base64(data):
-    try:
-        return base64.b64decode(data, validate=True)
-    except (binascii.Error, ValueError):
-        return _INVALID
+    data = sasl.decode_response(text)
+    if data is sasl.INVALID:
+        raise Bad("Invalid base64 in authentication response")
+    return data
 
 
 def id_command(session, command):

@@ -121,10 +121,25 @@ def lsub(session, command):
     """RFC 3501 §6.3.9: subscribed names that match, existing or not."""
     reference, pattern = command.args
     matcher = _pattern(reference, pattern)
-    for name in session.store.subscriptions():
+    subscribed = session.store.subscriptions()
+    shown = set()
+    for name in subscribed:
         if matcher.matches(name):
             _send_list(session, b"LSUB", name, ())
+            continue
+        # A "%" that stops at a level above a subscribed name shows that level
+        # as \Noselect, unless it is itself subscribed (RFC 3501 §6.3.9).
+        for parent in _parents(name):
+            if parent not in shown and parent not in subscribed and matcher.matches(parent):
+                shown.add(parent)
+                _send_list(session, b"LSUB", parent, ("\\Noselect",))
     return "LSUB completed"
+
+
+def _parents(name):
+    """`a/b/c` -> `a`, `a/b`."""
+    levels = name.split(DELIMITER)
+    return [DELIMITER.join(levels[:n]) for n in range(1, len(levels))]
 
 
 def _pattern(reference, pattern):

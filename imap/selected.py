@@ -67,8 +67,11 @@ def fetch(session, command):
             if uid in marked and not any(i.name == "FLAGS" for i in items):
                 wanted = items + (_FLAGS_ITEM,)
             session.send(b"* " + _render(message, wanted, command.uid) + b"\r\n")
-            _remember(view, message)
-    if missing:
+            if any(item.name == "FLAGS" for item in wanted):
+                _remember(view, message)
+    if missing and not command.uid:
+        # A UID command may report the EXPUNGE right after (RFC 3501 §7.4.1) and
+        # ignores UIDs that are gone (§6.4.8); by number it is RFC 2180 §4.1.2's NO.
         raise No("Some of the requested messages no longer exist", "EXPUNGEISSUED")
     return "FETCH completed"
 
@@ -123,7 +126,9 @@ def store(session, command):
             items = (_FLAGS_ITEM,)
             session.send(b"* " + fetching.render(message, items, command.uid) + b"\r\n")
         _remember(view, message)
-    if missing:
+    if missing and not command.uid:
+        # A UID command may report the EXPUNGE right after (RFC 3501 §7.4.1) and
+        # ignores UIDs that are gone (§6.4.8); by number it is RFC 2180 §4.1.2's NO.
         raise No("Some of the requested messages no longer exist", "EXPUNGEISSUED")
     return "STORE completed"
 

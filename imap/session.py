@@ -11,6 +11,7 @@ import time
 from imap.command import ParseError
 from imap.framing import CommandReady, Framer, LineTooLong, LiteralAnnounced, Rejected
 from server import limits
+from server.login import FailedLogins
 from server.transport import Disconnected, Timeout
 
 VERSION = "pyimapd 0.1"
@@ -31,6 +32,8 @@ STORE_REPLIES = {
     "no-permission": ("NOPERM", "Permission denied"),
     "temporary": ("UNAVAILABLE", "Mailbox is temporarily unavailable, try again later"),
     "corrupt": ("CORRUPTION", "Mailbox is damaged or not in a format this server reads"),
+    "has-children": ("HASCHILDREN", "Mailbox has inferior hierarchical names"),
+    "not-selectable": ("CANNOT", "Mailbox only holds other mailboxes and cannot hold messages"),
 }
 
 
@@ -66,7 +69,7 @@ class ImapSession:
         self.principal = None
         self.store = None
         self.selected = None
-        self.login_failures = 0
+        self.failed_logins = FailedLogins(config, log)
         self.bad_commands = 0
         self.enabled = set()
         self.tls_context = None
@@ -97,6 +100,7 @@ class ImapSession:
         while True:
             event = self.framer.next_event()
             if event is None:
+                self.flush()  # every answer is out before we wait for the client
                 self.framer.feed(self.transport.read(self.read_timeout()))
             elif isinstance(event, CommandReady):
                 return event.data
@@ -111,16 +115,16 @@ class ImapSession:
         """Check a literal's size before the client sends it (RFC 3501 §7.5, RFC 7888)."""
         head = self.framer.partial()
         tag = head.split(b" ", 1)[0] or b"*"
-        limit = (self.config.imap_max_append_size if _is_append(head)
-                 else limits.IMAP_MAX_LITERAL)
+        appending = _is_append(head) and self.state != NOT_AUTHENTICATED
+        limit = self.config.imap_max_append_size if appending else limits.IMAP_MAX_LITERAL
         if event.size > limit or self.framer.literal_count() >= limits.IMAP_MAX_LITERALS:
             self.framer.reject_literal()
-            if _is_append(head):
+            self.log("notice", "Absurdly long client literal (%d bytes) host=%s"
+                     % (event.size, self.host))
+            if appending:
                 self.send(tag + b" NO [TOOBIG] Message is larger than this server accepts\r\n")
             else:
                 self.bad_command(tag + b" BAD Literal is too long")
-            self.log("notice", "Absurdly long client literal (%d bytes) host=%s"
-                     % (event.size, self.host))
             return
         self.framer.accept_literal()
         if event.synchronizing:
@@ -296,13 +300,7 @@ class ImapSession:
 
     def login_failed(self, user, method):
         """Delay, count, and after the third failure close (as ipop3d does)."""
-        self.login_failures += 1
-        self.log.auth("notice", "Login failed user=%s auth=%s host=%s"
-                      % (_printable(user), _printable(user), self.host))
-        time.sleep(self.config.login_failure_delay)
-        if self.login_failures >= limits.MAX_LOGIN_FAILURES:
-            self.log.auth("notice", "Login excessive login failures user=%s host=%s"
-                          % (_printable(user), self.host))
+        if self.failed_logins.record(user, self.host):
             self.send_line(b"* BYE Too many login failures")
             raise CloseSession()
         raise No("Invalid login credentials" if method == "login"
@@ -310,21 +308,12 @@ class ImapSession:
 
     def become(self, principal):
         """Drop root for the user and open the user's store (RFC 3501 §6.2 then §3)."""
-        import os
-
         from mailstore import open_store
-        from server.privileges import PrivilegeError, drop_privileges
+        from server.login import become_user
 
-        try:
-            drop_privileges(principal, self.config.mail_privileged_group or None)
-        except PrivilegeError as error:
-            self.log("err", "cannot become user=%s host=%s: %s" % (principal.name, self.host, error))
+        if not become_user(principal, self.config, self.log, self.host):
             self.send_line(b"* BYE Unable to serve this user")
-            raise CloseSession() from None
-        try:
-            os.chdir(principal.home)
-        except OSError:
-            pass
+            raise CloseSession()
         self.principal = principal
         self.store = open_store(principal, self.config, self.log)
         self.state = AUTHENTICATED
@@ -349,12 +338,6 @@ def _is_append(head):
 
 def _tag_bytes(tag):
     return tag.encode("ascii", "replace") if isinstance(tag, str) else tag
-
-
-def _printable(text):
-    if isinstance(text, bytes):
-        text = text.decode("utf-8", "replace")
-    return "".join(ch if ch.isprintable() else "?" for ch in text)[:64]
 
 
 def _now_text():

@@ -115,6 +115,7 @@ class SelectedMailbox:
         self.stamp = None
         self.uidvalidity = 0
         self.keywords = []
+        self.expunge_deferred = False
 
     def open(self):
         """Claim \\Recent for new mail and take the current messages as the numbering."""
@@ -171,13 +172,15 @@ class SelectedMailbox:
         """EXPUNGE, EXISTS/RECENT and FETCH FLAGS for what changed (RFC 3501 §7.4.1, §5.2)."""
         try:
             self.mailbox.refresh()
-            if self.mailbox.stamp == self.stamp:
+            if self.mailbox.stamp == self.stamp and not (allow_expunge and self.expunge_deferred):
                 return
             if self.mailbox.uidvalidity != self.uidvalidity:
                 self.lost_uidvalidity()
             self.report_keywords()
+            gone = [u for u in self.uids if self.mailbox.by_uid(u) is None]
             if allow_expunge:
-                self.report_expunged([u for u in self.uids if self.mailbox.by_uid(u) is None])
+                self.report_expunged(gone)
+            self.expunge_deferred = bool(gone) and not allow_expunge
             self.report_new_mail()
             self.report_flag_changes()
         except StoreError as error:

@@ -18,6 +18,8 @@ class StoreError(Exception):
     NO_PERMISSION = "no-permission"
     TEMPORARY = "temporary"
     CORRUPT = "corrupt"
+    HAS_CHILDREN = "has-children"
+    NOT_SELECTABLE = "not-selectable"
 
     def __init__(self, kind, message):
         super().__init__(message)

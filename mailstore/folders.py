@@ -389,7 +389,7 @@ def delete(location, name, lock_timeout=DELETE_LOCK_TIMEOUT):
         os.rmdir(path)
     except OSError as error:
         if error.errno in (errno.ENOTEMPTY, errno.EEXIST):
-            raise StoreError(StoreError.EXISTS,
+            raise StoreError(StoreError.HAS_CHILDREN,
                              "Mailbox has inferior hierarchical names") from None
         raise _store_error(error, "Can't delete mailbox") from None
 

@@ -78,6 +78,8 @@ class MboxMailbox:
         except FileNotFoundError:
             return None
         except OSError as error:
+            if error.errno == errno.EISDIR:
+                raise StoreError(StoreError.NOT_SELECTABLE, "a directory is not a mailbox") from None
             if error.errno == errno.ELOOP:
                 self.store.log("crit", "refusing symbolic link as mailbox: %s" % self.path)
                 raise StoreError(StoreError.NO_PERMISSION, "mailbox is a symbolic link") from None
@@ -92,6 +94,8 @@ class MboxMailbox:
         return fd
 
     def _check_file(self, st):
+        if stat.S_ISDIR(st.st_mode):
+            raise StoreError(StoreError.NOT_SELECTABLE, "a directory is not a mailbox")
         if not stat.S_ISREG(st.st_mode):
             raise StoreError(StoreError.CORRUPT, "mailbox is not a regular file")
         if os.geteuid() != 0 and st.st_uid != os.geteuid():
@@ -366,6 +370,7 @@ class MboxMailbox:
         if self.readonly or self.fd is None:
             return {m.uid for m in self.messages if not m.flags & fmt.OLD}
         with self._write_lock():
+            self._keep_uidvalidity_of_empty_file()
             recent = set()
             for message in self.messages:
                 if not message.flags & fmt.OLD:
@@ -415,6 +420,7 @@ class MboxMailbox:
         with self._write_lock():
             for _, _, keywords, _ in items:
                 self._add_keywords(keywords)
+            self._keep_uidvalidity_of_empty_file()
             first = self.last_uid + 1
             text = self._separator() + b"".join(
                 self._append_text(uid, *item) for uid, item in enumerate(items, first))
@@ -425,6 +431,18 @@ class MboxMailbox:
             os.utime(self.fd, (now - 1, now))  # new mail: mtime after atime, UW's \\Marked
             self._parsed()
         return list(range(first, first + len(items)))
+
+    def _keep_uidvalidity_of_empty_file(self):
+        """Write UW's pseudo-message into an empty file, so its UIDVALIDITY lasts (§6).
+
+        Without it every open of an empty mailbox would make up a new
+        UIDVALIDITY, and the first message would get yet another one.
+        """
+        if self.size:
+            return
+        self._write_at_end(fmt.pseudo_message(self.uidvalidity, self.last_uid, self.keywords,
+                                              socket.gethostname()))
+        self._map_and_parse()
 
     def _append_text(self, uid, data, bits, keywords, date):
         message = fmt.Message(0, 0, 0, 0, ())

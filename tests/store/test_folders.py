@@ -221,7 +221,7 @@ def test_delete_missing_is_not_found(location):
 def test_delete_directory_only_when_empty(location):
     """A \\Noselect level with inferiors is refused; once empty it is removed."""
     folders.create(location, b"a/b", HOST)
-    assert_refused(StoreError.EXISTS, folders.delete, location, b"a")
+    assert_refused(StoreError.HAS_CHILDREN, folders.delete, location, b"a")
     folders.delete(location, b"a/b")
     folders.delete(location, b"a")
     assert os.listdir(location.root) == []
@@ -230,7 +230,7 @@ def test_delete_directory_only_when_empty(location):
 def test_delete_directory_with_hidden_files_is_refused(location):
     """Files LIST does not show still block a directory's removal: they are not ours."""
     write(location, "a/.keep", b"user data")
-    assert_refused(StoreError.EXISTS, folders.delete, location, b"a")
+    assert_refused(StoreError.HAS_CHILDREN, folders.delete, location, b"a")
     assert os.path.exists(os.path.join(location.root, "a", ".keep"))
 
 
