@@ -38,6 +38,7 @@ def serve(program, make_session, tls_port, config_error_reply, crash_reply, argv
     from server.config import ConfigError, load
     from server.log import Log
 
+    silence_stderr_on_socket()
     options = parse_arguments(sys.argv[1:] if argv is None else argv, program)
     signal.signal(signal.SIGUSR2, signal.SIG_IGN)  # UW's kiss of death: never honoured here
     if os.umask(0o022) == 0:
@@ -61,6 +62,25 @@ def serve(program, make_session, tls_port, config_error_reply, crash_reply, argv
         report_crash(log, transport, crash_reply)
         return 1
     return 0
+
+
+def silence_stderr_on_socket():
+    """inetd hands over the connection as fd 2 as well: nothing may reach the client there.
+
+    UW's servers close stderr (servers.md §1); it is pointed at /dev/null
+    instead so that fd 2 is never reused for a file. A stderr that is not a
+    socket (a terminal, a test's log file) is kept.
+    """
+    import stat
+
+    try:
+        if not stat.S_ISSOCK(os.fstat(2).st_mode):
+            return
+    except OSError:
+        return
+    null = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(null, 2)
+    os.close(null)
 
 
 def report_crash(log, transport, reply):

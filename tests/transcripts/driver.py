@@ -9,25 +9,46 @@ Transcript syntax, one directive per line:
     # text              a comment (blank lines are skipped too)
     @mailbox NAME       the spool starts as mailboxes/NAME.mbox (default: the UW fixture INBOX)
     @config NAME = V    a setting for this transcript's configuration file
+    @hang-guard SECONDS how long a server line is waited for (default 30 s): a
+                        transcript whose server never answers a step fails sooner
     C: text             send text and CRLF ("C:" alone sends an empty line)
     C+ text             queue a line; queued lines go out in one write with the
                         next C: line, or before the next server line is read
     C! NAME = md5 TEXT          hex MD5 of TEXT (the APOP digest)
     C! NAME = cram-md5 USER SECRET CHALLENGE
                                 the base64 CRAM-MD5 answer to a base64 challenge
+    C! NAME = repeat N TEXT     TEXT repeated N times (over-long lines)
     S: text             the next server line is exactly text
     S~ regex            the next server line matches regex (re.fullmatch);
-                        named groups become variables, used as {NAME} in C lines
-    =HANGUP             the client closes the connection without QUIT
-    =RECONNECT          the session ends; a new one starts on the same mailbox
-    =MAILBOX-UNCHANGED  the session ends; the spool file is byte for byte as before
-    =MAILBOX-COUNT n    the session ends; the spool file holds n messages
+                        named groups become variables, used as {NAME} in C and
+                        S lines (in S~ lines as the escaped text); a NAME starts
+                        with a letter, so {12} and {12+} stay as they are
+    =HANGUP             the client closes every open connection without QUIT
+    =RECONNECT          the sessions end; a new one starts on the same mailbox
+    =MAILBOX-UNCHANGED  the sessions end; the spool file is byte for byte as before
+    =MAILBOX-COUNT n    the sessions end; the spool file holds n messages (UW's
+                        pseudo-message that keeps an empty mailbox's UIDVALIDITY
+                        is not one)
+    =DELIVER NAME       mid-session, append mailboxes/NAME.mbox to the spool as an
+                        MTA does (dotlock, fcntl and flock held while appending)
+    =PAUSE SECONDS      wait (at most 2 s), for behaviour that depends on the clock
+                        changing, such as a value derived from the time of day
+
+Concurrent sessions on the same mailbox: C2:, C2+, S2:, S2~ (digits 2 to 9)
+are the same lines for a second (third, ...) connection, which starts at its
+first line (so its first line is usually the greeting, S2~). Queued C+ lines
+of a connection go out with its next C: line or before its next server line.
+The end directives end every open connection; C1:/S1: name the first one.
+After an end directive, the next line of a connection starts a new session
+on the same (possibly changed) mailbox.
 
 A session ends when the server closes the connection without sending anything
 more than the transcript expects, exits with status 0 and writes no stderr.
 """
 
 import base64
+import errno
+import fcntl
 import hashlib
 import hmac
 import os
@@ -38,6 +59,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -57,7 +79,12 @@ SERVED_ACCOUNT = "pyimapd-test"
 # A guard against a hung server, never a performance limit: PAM's failure
 # delay for an unknown user is the slowest answer a transcript waits for.
 HANG_GUARD_SECONDS = 30
-VARIABLE = re.compile(r"\{(\w+)\}")
+# {NAME} in a C line; a name starts with a letter, so IMAP literal markers ({12}) stay as sent.
+VARIABLE = re.compile(r"\{([A-Za-z_]\w*)\}")
+# A step line: C or S, an optional connection number, the kind mark, then SP or the end.
+STEP = re.compile(r"([CS])([1-9]?)([:+!~])(?: |$)")
+# How long =DELIVER waits for the server's locks, as an MTA would; a guard, not a timer.
+DELIVERY_LOCK_SECONDS = 10
 MESSAGE_START = re.compile(rb"(?:\A|\n\n)From ")
 
 
@@ -120,13 +147,66 @@ class Mailroom:
     def spool_bytes(self):
         return self.spool.read_bytes()
 
+    def deliver(self, source):
+        """Append the messages in source to the spool as an MTA does, under all three locks."""
+        data = Path(source).read_bytes()
+        dotlock = self.spool_dir / (USER + ".lock")
+        deadline = time.monotonic() + DELIVERY_LOCK_SECONDS
+        lock_fd = _retry_until(deadline, lambda: os.open(
+            dotlock, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644))
+        try:
+            with open(self.spool, "r+b") as spool:
+                _retry_until(deadline, lambda: fcntl.lockf(spool, fcntl.LOCK_EX | fcntl.LOCK_NB))
+                _retry_until(deadline, lambda: fcntl.flock(spool, fcntl.LOCK_EX | fcntl.LOCK_NB))
+                spool.seek(0, os.SEEK_END)
+                spool.write(_separated(spool, data))
+                spool.flush()
+                os.fsync(spool.fileno())
+        finally:
+            os.close(lock_fd)
+            dotlock.unlink()
+
     def remove(self):
         shutil.rmtree(self.root)
 
 
+def _separated(spool, data):
+    """data, after the empty line that must come before a From_ line (mbox-compat.md)."""
+    end = spool.tell()
+    if not end:
+        return data
+    spool.seek(max(0, end - 2))
+    tail = spool.read()
+    if tail.endswith(b"\n\n"):
+        return data
+    return (b"\n" if tail.endswith(b"\n") else b"\n\n") + data
+
+
+def _retry_until(deadline, take):
+    """take() until it stops failing with EEXIST/EAGAIN/EACCES, failing the test at deadline."""
+    while True:
+        try:
+            return take()
+        except OSError as error:
+            if error.errno not in (errno.EEXIST, errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
+                raise
+            if time.monotonic() > deadline:
+                raise AssertionError("=DELIVER: the spool stayed locked for %d s"
+                                     % DELIVERY_LOCK_SECONDS) from None
+            time.sleep(0.01)
+
+
 def count_messages(mbox):
-    """Messages in mbox bytes: From_ lines at the start or after an empty line."""
-    return len(MESSAGE_START.findall(mbox))
+    """Messages in mbox bytes: From_ lines at the start or after an empty line.
+
+    UW's pseudo-message, which keeps the UIDVALIDITY of a mailbox with no mail
+    (an X-IMAP header in the first message), is not mail and is not counted.
+    """
+    count = len(MESSAGE_START.findall(mbox))
+    first_header = mbox.split(b"\n\n", 1)[0]
+    if count and re.search(rb"^X-IMAP: ", first_header, re.MULTILINE):
+        count -= 1
+    return count
 
 
 # -- one connection -----------------------------------------------------------
@@ -135,7 +215,7 @@ def count_messages(mbox):
 class ServerProcess:
     """One ipop3d (or imapd) process on a socket pair, and the client's end of it."""
 
-    def __init__(self, config, program=SERVER):
+    def __init__(self, config, program=SERVER, hang_guard=HANG_GUARD_SECONDS):
         ours, theirs = socket.socketpair()
         self.stderr = tempfile.TemporaryFile()
         command = [sys.executable, str(program), "--config", str(config)]
@@ -143,7 +223,8 @@ class ServerProcess:
                                         stderr=self.stderr, cwd=REPO)
         theirs.close()
         self.sock = ours
-        self.sock.settimeout(HANG_GUARD_SECONDS)
+        self.hang_guard = hang_guard
+        self.sock.settimeout(hang_guard)
         self.buffer = b""
 
     def send(self, data):
@@ -157,8 +238,8 @@ class ServerProcess:
             # The server closed before reading everything sent: a close all the same.
             return b""
         except socket.timeout:
-            raise AssertionError("server silent for %d s; read so far: %r"
-                                 % (HANG_GUARD_SECONDS, self.buffer)) from None
+            raise AssertionError("server silent for %g s; read so far: %r"
+                                 % (self.hang_guard, self.buffer)) from None
 
     def send_lines(self, lines):
         """Send every line with its CRLF in a single write (pipelining)."""
@@ -204,7 +285,7 @@ class ServerProcess:
         self.buffer = b""
         if rest:
             raise AssertionError("unexpected server output before the close: %r" % rest)
-        status = self.process.wait(timeout=HANG_GUARD_SECONDS)
+        status = self.process.wait(timeout=self.hang_guard)
         self.stderr.seek(0)
         return status, self.stderr.read().decode("utf-8", "replace")
 
@@ -234,14 +315,22 @@ class Transcript:
     mailbox: Path = UW_INBOX
     settings: dict = field(default_factory=dict)
     steps: list = field(default_factory=list)
+    hang_guard: float = HANG_GUARD_SECONDS
 
 
 STEP_KINDS = ("C:", "C+", "C!", "S:", "S~")
 END_DIRECTIVES = ("=HANGUP", "=RECONNECT", "=MAILBOX-UNCHANGED", "=MAILBOX-COUNT")
+DIRECTIVES = END_DIRECTIVES + ("=DELIVER", "=PAUSE")
+# =PAUSE is for a clock to tick over, never for a server timer to expire.
+MAX_PAUSE_SECONDS = 2
 
 
 def parse_transcript(path):
-    """Read a transcript file; ValueError names the line that breaks the syntax."""
+    """Read a transcript file; ValueError names the line that breaks the syntax.
+
+    Steps are (line number, kind, text) with kind "C:", "C+", "C!", "S:" or "S~"
+    for the first connection, "C2:" ... for the others, or a directive.
+    """
     transcript = Transcript(Path(path))
     if Path(path).parent.name == IMAP_TRANSCRIPTS.name:
         transcript.program = IMAP_SERVER
@@ -251,9 +340,14 @@ def parse_transcript(path):
             continue
         if line.startswith("@"):
             _parse_setup(transcript, number, line)
-        elif line[:2] in STEP_KINDS and line[2:3] in ("", " "):
-            transcript.steps.append((number, line[:2], line[3:]))
-        elif line.split(" ")[0] in END_DIRECTIVES:
+        elif STEP.match(line):
+            match = STEP.match(line)
+            side, connection, mark = match.groups()
+            if side + mark not in STEP_KINDS or (connection and mark == "!"):
+                raise ValueError("%s:%d: not a transcript line: %r" % (path, number, line))
+            kind = side + ("" if connection in ("", "1") else connection) + mark
+            transcript.steps.append((number, kind, line[match.end():]))
+        elif line.split(" ")[0] in DIRECTIVES:
             transcript.steps.append((number, line.split(" ")[0], line.partition(" ")[2]))
         else:
             raise ValueError("%s:%d: not a transcript line: %r" % (path, number, line))
@@ -266,6 +360,8 @@ def _parse_setup(transcript, number, line):
     word, _, rest = line.partition(" ")
     if word == "@mailbox":
         transcript.mailbox = MAILBOXES / (rest.strip() + ".mbox")
+    elif word == "@hang-guard":
+        transcript.hang_guard = float(rest)
     elif word == "@config" and "=" in rest:
         name, _, value = rest.partition("=")
         transcript.settings[name.strip()] = value.strip()
@@ -284,8 +380,13 @@ def cram_md5_answer(user, secret, challenge):
     return base64.b64encode(("%s %s" % (user, digest)).encode("utf-8")).decode("ascii")
 
 
+def repeat(count, text):
+    """text repeated count times: a long line without a long transcript line."""
+    return text * int(count)
+
+
 # name: (number of arguments, function); the last argument takes the rest of the line.
-FUNCTIONS = {"md5": (1, md5_hex), "cram-md5": (3, cram_md5_answer)}
+FUNCTIONS = {"md5": (1, md5_hex), "cram-md5": (3, cram_md5_answer), "repeat": (2, repeat)}
 
 
 class Player:
@@ -295,8 +396,9 @@ class Player:
         self.transcript = transcript
         self.mailroom = mailroom
         self.variables = {}
-        self.queued = []
-        self.server = None
+        # connection number -> ServerProcess, and its queued C+ lines
+        self.servers = {}
+        self.queued = {}
         self.original = None
         self.config = None
 
@@ -305,13 +407,13 @@ class Player:
         self.original = self.mailroom.spool_bytes()
         self.config = self.mailroom.write_config(self.transcript.settings)
         try:
-            self.server = ServerProcess(self.config, self.transcript.program)
+            self.connection(1)
             for number, kind, text in self.transcript.steps:
                 self.located(number, self.step, kind, text)
-            self.located("end", self.end_session)
+            self.located("end", self.end_sessions)
         finally:
-            if self.server:
-                self.server.close()
+            for server in self.servers.values():
+                server.close()
 
     def located(self, where, action, *arguments):
         """Run action; an AssertionError from it names the transcript file and line."""
@@ -320,29 +422,41 @@ class Player:
         except AssertionError as failure:
             raise AssertionError("%s:%s: %s" % (self.transcript.path.name, where, failure)) from None
 
+    def connection(self, number):
+        """The server of connection number, started at its first use."""
+        if number not in self.servers:
+            self.servers[number] = ServerProcess(self.config, self.transcript.program,
+                                                 self.transcript.hang_guard)
+            self.queued[number] = []
+        return self.servers[number]
+
     def step(self, kind, text):
+        if kind.startswith("="):
+            self.directive(kind, text)
+            return
+        number = int(kind[1:-1] or 1)
+        kind = kind[0] + kind[-1]
+        self.connection(number)
         if kind in ("C:", "C+"):
-            self.queued.append(self.substitute(text).encode("utf-8", "surrogateescape"))
+            self.queued[number].append(self.substitute(text).encode("utf-8", "surrogateescape"))
             if kind == "C:":
-                self.flush()
+                self.flush(number)
         elif kind == "C!":
             self.compute(text)
-        elif kind in ("S:", "S~"):
-            self.flush()
-            self.expect(kind, text)
         else:
-            self.directive(kind, text)
+            self.flush(number)
+            self.expect(number, kind, text)
 
-    def flush(self):
-        if self.queued:
-            self.server.send_lines(self.queued)
-            self.queued = []
+    def flush(self, number):
+        if self.queued.get(number):
+            self.servers[number].send_lines(self.queued[number])
+            self.queued[number] = []
 
-    def substitute(self, text):
+    def substitute(self, text, escape=str):
         def value(match):
             if match.group(1) not in self.variables:
                 raise AssertionError("no variable %r captured yet" % match.group(1))
-            return self.variables[match.group(1)]
+            return escape(self.variables[match.group(1)])
 
         return VARIABLE.sub(value, text)
 
@@ -357,33 +471,52 @@ class Player:
             raise AssertionError("%s takes %d arguments" % (function_name, count))
         self.variables[name.strip()] = function(*values)
 
-    def expect(self, kind, text):
-        line = self.server.read_line().decode("utf-8", "surrogateescape")
+    def expect(self, number, kind, text):
+        line = self.servers[number].read_line().decode("utf-8", "surrogateescape")
+        where = "" if number == 1 else "connection %d: " % number
+        text = self.substitute(text, str if kind == "S:" else re.escape)
         if kind == "S:":
-            assert line == text, "expected %r, server said %r" % (text, line)
+            assert line == text, "%sexpected %r, server said %r" % (where, text, line)
             return
         match = re.fullmatch(text, line)
-        assert match, "expected a match for %r, server said %r" % (text, line)
+        assert match, "%sexpected a match for %r, server said %r" % (where, text, line)
         self.variables.update(match.groupdict())
 
     def directive(self, kind, text):
-        self.flush()
+        for number in self.servers:
+            self.flush(number)
+        if kind == "=DELIVER":
+            self.mailroom.deliver(MAILBOXES / (text.strip() + ".mbox"))
+            return
+        if kind == "=PAUSE":
+            seconds = float(text)
+            assert 0 < seconds <= MAX_PAUSE_SECONDS, "=PAUSE takes up to %d s" % MAX_PAUSE_SECONDS
+            time.sleep(seconds)
+            return
         if kind == "=HANGUP":
-            self.server.hang_up()
-        self.end_session()
+            for server in self.servers.values():
+                server.hang_up()
+        self.end_sessions()
         if kind == "=RECONNECT":
-            self.server.close()
-            self.server = ServerProcess(self.config, self.transcript.program)
+            self.connection(1)
         elif kind == "=MAILBOX-UNCHANGED":
             assert self.mailroom.spool_bytes() == self.original, "the mailbox file changed"
         elif kind == "=MAILBOX-COUNT":
             count = count_messages(self.mailroom.spool_bytes())
             assert count == int(text), "the mailbox holds %d messages, not %s" % (count, text)
 
-    def end_session(self):
-        if self.server and self.server.process.returncode is None:
-            self.flush()
-            self.server.expect_clean_exit()
+    def end_sessions(self):
+        """Every open connection closes cleanly; then none is open."""
+        for number, server in sorted(self.servers.items()):
+            self.flush(number)
+            try:
+                server.expect_clean_exit()
+            except AssertionError as failure:
+                where = "" if number == 1 else "connection %d: " % number
+                raise AssertionError(where + str(failure)) from None
+        for server in self.servers.values():
+            server.close()
+        self.servers, self.queued = {}, {}
 
 
 def play(path, mailroom):
