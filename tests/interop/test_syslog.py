@@ -1,4 +1,4 @@
-"""ipop3d's syslog lines, read back from a syslog socket the test owns."""
+"""ipop3d's and imapd's syslog lines, read back from a syslog socket the test owns."""
 
 import os
 import re
@@ -70,9 +70,9 @@ def account():
     shutil.rmtree(tmp_path)
 
 
-def run_session(config, lines, bind_log=None):
-    """Run ipop3d on a socket pair, send lines, return everything it answered."""
-    command = [sys.executable, os.path.join(REPO, "ipop3d.py"), "--config", config]
+def run_session(config, lines, bind_log=None, program="ipop3d.py"):
+    """Run a server on a socket pair, send lines, return everything it answered."""
+    command = [sys.executable, os.path.join(REPO, program), "--config", config]
     if bind_log:
         command = ["unshare", "-m", "sh", "-c", 'mount --bind "$0" /dev/log && exec "$@"',
                    bind_log] + command
@@ -133,3 +133,50 @@ def test_hangup_is_logged_without_applying_deletions(syslog_socket, account):
     assert any("Hangup user=alice host=[local]" in t for t in texts)
     spool = os.path.join(os.path.dirname(account), "spool", "alice")
     assert open(spool, "rb").read() == inbox_before
+
+
+def test_imapd_lines_follow_uw(syslog_socket, account):
+    """imapd logs `Login failed` to auth and `Login`/`Logout` to mail with ident imapd[pid], no password."""
+    sock, bind_log = syslog_socket
+    answer = run_session(account, [b"a1 LOGIN alice wrong", b"a2 LOGIN alice " + PASSWORD.encode(),
+                                   b"a3 SELECT INBOX", b"a4 LOGOUT"], bind_log, "imapd.py")
+    assert b"a4 OK LOGOUT completed" in answer
+    entries = received(sock)
+    texts = [text for _, text in entries]
+    failed = [(p, t) for p, t in entries
+              if re.search(r"imapd\[\d+\]: Login failed user=alice auth=alice host=\[local\]", t)]
+    assert failed and failed[0][0] & ~7 == LOG_AUTH
+    login = [(p, t) for p, t in entries
+             if re.search(r"imapd\[\d+\]: Login user=alice host=\[local\]$", t)]
+    assert login and login[0][0] & ~7 == LOG_MAIL
+    assert any(re.search(r"imapd\[\d+\]: Logout user=alice host=\[local\]", t) for t in texts)
+    assert not any(PASSWORD in t or "wrong" in t for t in texts)
+
+
+INJECTED_FAULT = """
+import sys
+sys.path.insert(0, {repo!r})
+import imap.commands
+
+def injected_fault(session, command):
+    raise RuntimeError("injected fault for the test")
+
+imap.commands.COMMANDS["NOOP"].handler = injected_fault
+import imapd
+sys.exit(imapd.main(sys.argv[1:]))
+"""
+
+
+def test_imapd_internal_error_logs_a_traceback_and_answers_generically(syslog_socket, account,
+                                                                       tmp_path):
+    """An unexpected exception in a handler is logged with its traceback; the client gets only BYE."""
+    sock, bind_log = syslog_socket
+    script = tmp_path / "faulty_imapd.py"
+    script.write_text(INJECTED_FAULT.format(repo=REPO))
+    answer = run_session(account, [b"a1 LOGIN alice " + PASSWORD.encode(), b"a2 NOOP",
+                                   b"a3 LOGOUT"], bind_log, str(script))
+    assert answer.endswith(b"* BYE Internal server error, closing connection\r\n")
+    assert b"injected" not in answer and b"a3" not in answer
+    texts = [text for _, text in received(sock)]
+    assert any("internal error: Traceback" in t and "RuntimeError: injected fault" in t
+               for t in texts)
