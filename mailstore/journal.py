@@ -83,11 +83,24 @@ def _append_payload(jfd, chunks, digest):
     """Append chunks at the journal's end; return (position, length)."""
     position = os.lseek(jfd, 0, os.SEEK_END)
     length = 0
-    for chunk in chunks:
-        _write_all(jfd, chunk)
-        digest.update(chunk)
-        length += len(chunk)
+    for batch in _batched(chunks):
+        _write_all(jfd, batch)
+        digest.update(batch)
+        length += len(batch)
     return position, length
+
+
+def _batched(chunks):
+    """Join small chunks (a message is four) into writes of about CHUNK bytes."""
+    pending, size = [], 0
+    for chunk in chunks:
+        pending.append(chunk)
+        size += len(chunk)
+        if size >= CHUNK:
+            yield b"".join(pending)
+            pending, size = [], 0
+    if pending:
+        yield b"".join(pending)
 
 
 def _publish_header(jfd, header, stage):
