@@ -310,6 +310,9 @@ class MboxMailbox:
 
     def internal_date(self, message):
         """(unix time, zone offset in minutes) from the From_ line; the epoch if unparsable."""
+        return tuple(self.cached(message, "date", lambda: self._parse_internal_date(message)))
+
+    def _parse_internal_date(self, message):
         parsed = parse_from_line(bytes(self.map[message.start:message.header]).rstrip(b"\r\n"))
         return (parsed[1], parsed[2]) if parsed else (0, 0)
 
