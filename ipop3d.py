@@ -12,7 +12,7 @@ import sys
 import time
 
 from server import limits
-from server.login import FailedLogins
+from server.login import FailedLogins, login_read_timeout, logins_disabled, nologin_file
 from server.transport import Disconnected, LineTooLong, Timeout
 
 VERSION = "pyimapd 0.1"
@@ -123,9 +123,9 @@ class Pop3Session:
 
     # -- the loop ---------------------------------------------------------
 
-    def run(self, greeting_error=None):
-        if greeting_error:
-            self.reply(greeting_error)
+    def run(self):
+        if nologin_file(self.config):
+            self.refuse_service()
             return
         self.reply(self.greeting())
         try:
@@ -157,13 +157,16 @@ class Pop3Session:
         else:
             entry[0](self, argument)
 
+    def refuse_service(self):
+        """Logins are disabled (UW imapd's /etc/nologin rule, which ipop3d lacks): say so and leave."""
+        self.log("notice", "Service not available (%s exists) host=%s"
+                 % (self.config.nologin_file, self.host))
+        self.reply("-ERR [SYS/TEMP] Service not available, logins are disabled")
+
     def read_timeout(self):
         if self.state == TRANSACTION:
-            return limits.POP3_IDLE_TIMEOUT
-        remaining = limits.POP3_LOGIN_WINDOW - (time.monotonic() - self.started)
-        if remaining <= 0:
-            raise Timeout()
-        return min(limits.POP3_LOGIN_TIMEOUT, remaining)
+            return self.config.pop3_inactivity_timeout
+        return login_read_timeout(self.config, self.started)
 
     def autologout(self):
         """A timeout: say so and leave; in TRANSACTION no deletion is applied (UW)."""
@@ -311,7 +314,7 @@ class Pop3Session:
 
         self.transport.write(b"+ " + base64.b64encode(challenge) + b"\r\n")
         try:
-            line = self.transport.readline(limits.SASL_MAX_LINE, limits.POP3_LOGIN_TIMEOUT)
+            line = self.transport.readline(limits.SASL_MAX_LINE, self.read_timeout())
         except LineTooLong:
             raise AuthFailed("SASL response too long") from None
         if line == b"*":
@@ -348,20 +351,24 @@ class Pop3Session:
         """Check credentials, then become the user and open the maildrop."""
         from auth import AuthFailed
 
+        if logins_disabled(self.config, self.log, user, self.host):
+            self.reply("-ERR [SYS/TEMP] Logins are disabled, try again later")
+            return
+        authenticator = self.authenticator()
         try:
-            principal = check(self.authenticator())
+            principal = check(authenticator)
         except AuthCancelled:
             self.reply("-ERR [AUTH] Authentication cancelled")
             return
-        except AuthFailed:
+        except AuthFailed as error:
             self.log.reopen()
-            self.login_failed(user, method)
+            self.login_failed(user, method, error, authenticator.check_started)
             return
         self.log.reopen()
         self.enter_transaction(principal, method)
 
-    def login_failed(self, user, method):
-        if self.failed_logins.record(user, self.host):
+    def login_failed(self, user, method, error, started):
+        if self.failed_logins.record(user, self.host, error, started):
             self.reply("-ERR [AUTH] Bad login, too many failures; closing connection")
             raise CloseSession()
         self.reply(LOGIN_FAILURE_REPLIES[method])

@@ -42,6 +42,19 @@ class AuthFailed(Exception):
     """
 
 
+class BreakInAttempt(AuthFailed):
+    """A user name no client sends by mistake: over 64 bytes, or with control characters.
+
+    UW logs such a name at ALERT as a "SYSTEM BREAK-IN ATTEMPT", and the
+    session may not log in again (servers.md §3.3, §4.3). The client is
+    answered as for any other failure.
+    """
+
+    def __init__(self, reason, name):
+        super().__init__(reason)
+        self.name = name
+
+
 def challenge_mechanisms_enabled(config):
     """True when APOP and CRAM-MD5 can be offered: plaintext secrets are on hand.
 

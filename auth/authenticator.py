@@ -4,7 +4,8 @@ Where a password is checked, in order:
 1. /etc/cram-md5.pwd (config.cram_md5_file) when it is present: then it decides
    for every user, and the principal comes from the system passwd database;
 2. the passwd_file, when configured and the user is listed in it: the principal
-   comes from that file;
+   comes from that file, and the password's scheme (auth.schemes) decides which
+   mechanisms can be checked;
 3. PAM with the service `pop` or `imap`, then the system passwd database.
 
 APOP and CRAM-MD5 need a shared secret, so they use only sources 1 and 2.
@@ -14,9 +15,10 @@ contains a password or a digest.
 
 import hashlib
 import hmac
+import time
 from dataclasses import dataclass
 
-from auth import AuthFailed, Principal, challenge_mechanisms_enabled, passwd, passwdfile, secretsfile
+from auth import AuthFailed, Principal, challenge_mechanisms_enabled, passwd, passwdfile, schemes, secretsfile
 
 
 def _as_bytes(value):
@@ -31,10 +33,10 @@ def _same_secret(given, expected):
 
 
 @dataclass(frozen=True)
-class SharedSecret:
-    """A user's plaintext secret together with the account it unlocks."""
+class StoredCredential:
+    """A user's stored password together with the account it unlocks."""
 
-    secret: bytes
+    secret: schemes.StoredSecret
     principal: Principal
 
 
@@ -45,6 +47,9 @@ class Authenticator:
         self.config = config
         self.service = service or config.pam_service
         self._log = log
+        # When the last check began (time.monotonic()): failures are answered a
+        # fixed time after it, whatever the check cost (server.login).
+        self.check_started = None
 
     def challenge_mechanisms_enabled(self):
         """True when APOP and CRAM-MD5 can be offered: some plaintext secrets are on hand."""
@@ -56,6 +61,7 @@ class Authenticator:
         rhost (the client address) only goes into the failure text: python-pam
         2.x cannot hand PAM_RHOST to PAM (servers.md §4.1).
         """
+        self.check_started = time.monotonic()
         passwd.validate_user_name(user)
         verify = self._password_verifier(user, rhost)
         password = _as_bytes(password)
@@ -69,42 +75,56 @@ class Authenticator:
 
     def check_apop(self, user, timestamp, hexdigest):
         """Return the Principal if hexdigest is MD5(timestamp + secret) in lower-case hex (RFC 1939)."""
-        shared = self._required_shared_secret(user)
-        expected = hashlib.md5(_as_bytes(timestamp) + shared.secret).hexdigest()
+        self.check_started = time.monotonic()
+        stored = self._credential_for(user, schemes.APOP)
+        expected = hashlib.md5(_as_bytes(timestamp) + stored.secret.plaintext()).hexdigest()
         if not _same_secret(hexdigest, expected):
             raise AuthFailed("APOP digest does not match")
-        return shared.principal
+        return stored.principal
 
     def check_cram_md5(self, user, challenge, hexdigest):
         """Return the Principal if hexdigest is HMAC-MD5(secret, challenge) in lower-case hex (RFC 2195)."""
-        shared = self._required_shared_secret(user)
-        expected = hmac.new(shared.secret, _as_bytes(challenge), hashlib.md5).hexdigest()
+        self.check_started = time.monotonic()
+        stored = self._credential_for(user, schemes.CRAM_MD5)
+        expected = stored.secret.cram_md5_digest(_as_bytes(challenge))
         if not _same_secret(hexdigest, expected):
             raise AuthFailed("CRAM-MD5 digest does not match")
-        return shared.principal
+        return stored.principal
 
     def _password_verifier(self, user, rhost):
         """A function password -> Principal for whichever source decides for user."""
-        shared = self._shared_secret(user)
-        if shared is None:
+        stored = self._stored_credential(user)
+        if stored is None:
             return lambda password: self._check_pam(user, password, rhost)
+        self._require_mechanism(stored, schemes.PASSWORD)
 
         def compare(password):
-            if not _same_secret(password, shared.secret):
+            if not stored.secret.matches_password(password):
                 raise AuthFailed("password does not match the stored secret")
-            return shared.principal
+            return stored.principal
 
         return compare
 
-    def _required_shared_secret(self, user):
+    def _credential_for(self, user, mechanism):
+        """The StoredCredential of user if mechanism can be checked against it; else AuthFailed."""
         passwd.validate_user_name(user)
-        shared = self._shared_secret(user)
-        if shared is None:
-            raise AuthFailed("no shared secret for this user")
-        return shared
+        stored = self._stored_credential(user)
+        if stored is None:
+            raise AuthFailed("no stored secret for this user")
+        self._require_mechanism(stored, mechanism)
+        return stored
 
-    def _shared_secret(self, user):
-        """The SharedSecret for user, or None when PAM decides; AuthFailed if user cannot log in."""
+    def _require_mechanism(self, stored, mechanism):
+        """AuthFailed unless a login by mechanism can be checked against the stored password."""
+        secret = stored.secret
+        if not schemes.known(secret.scheme):
+            self._report("err", "%s: user %s has a {%s} password, a scheme this server cannot check"
+                         % (self.config.passwd_file, stored.principal.name, secret.scheme))
+        if not secret.allows(mechanism):
+            raise AuthFailed("a {%s} password cannot check a %s login" % (secret.scheme, mechanism))
+
+    def _stored_credential(self, user):
+        """The StoredCredential for user, or None when PAM decides; AuthFailed if user cannot log in."""
         secrets = secretsfile.load_secrets(self.config.cram_md5_file, self._log)
         if secrets is not None:
             return self._from_secrets_file(secrets, user)
@@ -117,7 +137,7 @@ class Authenticator:
         secret = secrets.secret_for(user)
         if secret is None:
             raise AuthFailed("not listed in %s" % secrets.path)
-        return SharedSecret(_as_bytes(secret), passwd.lookup_system_user(user))
+        return StoredCredential(schemes.StoredSecret("PLAIN", secret), passwd.lookup_system_user(user))
 
     def _from_passwd_file(self, user):
         path = self.config.passwd_file
@@ -133,9 +153,7 @@ class Authenticator:
             return None
         if entry.principal.uid == 0:
             raise AuthFailed("uid 0 may not log in")
-        if entry.secret is None:
-            raise AuthFailed("%s has no {PLAIN} password in %s" % (entry.principal.name, path))
-        return SharedSecret(_as_bytes(entry.secret), entry.principal)
+        return StoredCredential(entry.secret, entry.principal)
 
     def _check_pam(self, user, password, rhost):
         entry = passwd.find_system_entry(user)

@@ -6,7 +6,7 @@ again in lower case (servers.md §4.3). Root never logs in (servers.md §1).
 
 import pwd
 
-from auth import AuthFailed, Principal
+from auth import AuthFailed, BreakInAttempt, Principal
 from server import limits
 
 
@@ -20,11 +20,11 @@ def validate_user_name(name):
         raise AuthFailed("empty user name")
     # Bytes, not characters: UW's limit is on the octets the client sent.
     if len(name.encode("utf-8", "surrogateescape")) > limits.MAX_USER_NAME:
-        raise AuthFailed("user name longer than %d bytes" % limits.MAX_USER_NAME)
+        raise BreakInAttempt("user name longer than %d bytes" % limits.MAX_USER_NAME, name)
+    if any(ord(char) < 0x20 or ord(char) == 0x7F for char in name):
+        raise BreakInAttempt("user name contains a control character", name)
     if "/" in name:
         raise AuthFailed("user name contains '/'")
-    if any(ord(char) < 0x20 or ord(char) == 0x7F for char in name):
-        raise AuthFailed("user name contains a control character")
 
 
 def _getpwnam(name):

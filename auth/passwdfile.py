@@ -5,41 +5,38 @@ followed by Dovecot's extra fields, which are ignored. Blank lines, `#` comments
 and lines that do not fit are skipped. Fields are split on every `:`, as Dovecot
 does, so a password cannot contain one.
 
-Only the `{PLAIN}` scheme can be checked here. A user listed with another scheme
-(or none, which Dovecot reads as CRYPT) is still found, with no usable secret, so
-that a login for that name fails rather than falling through to PAM.
+The password field is `{SCHEME}value`; without a `{SCHEME}` Dovecot reads it
+as CRYPT. auth.schemes says which schemes can be checked and by which
+mechanisms. A user listed with a scheme this server cannot check is still
+found, so that a login for that name fails rather than falling through to PAM.
 """
 
 from dataclasses import dataclass
-from typing import Optional
 
 from auth import Principal
+from auth.schemes import StoredSecret
 
-PLAIN_SCHEME = "PLAIN"
+# Dovecot's default_pass_scheme for a passwd-file without a {SCHEME} prefix.
+DEFAULT_SCHEME = "CRYPT"
 # user, password, uid, gid, gecos, home, shell
 FIELD_COUNT = 7
 
 
 @dataclass(frozen=True)
 class VirtualUser:
-    """One passwd-file entry: whose rights to take, and the secret if readable."""
+    """One passwd-file entry: whose rights to take, and the stored password."""
 
     principal: Principal
-    secret: Optional[str]
+    secret: StoredSecret
 
 
-def _split_scheme(field):
-    """Return (scheme upper-cased or None, rest) for a password field."""
+def split_scheme(field):
+    """Return (scheme upper-cased, value) for a password field; no prefix means CRYPT."""
     if field.startswith("{"):
         end = field.find("}")
         if end > 1:
             return field[1:end].upper(), field[end + 1 :]
-    return None, field
-
-
-def _plain_secret(field):
-    scheme, rest = _split_scheme(field)
-    return rest if scheme == PLAIN_SCHEME else None
+    return DEFAULT_SCHEME, field
 
 
 def parse_entry(line):
@@ -53,7 +50,7 @@ def parse_entry(line):
     if not name or not uid.isdigit() or not gid.isdigit() or not home.startswith("/"):
         return None
     principal = Principal(name=name, uid=int(uid), gid=int(gid), home=home)
-    return VirtualUser(principal=principal, secret=_plain_secret(password))
+    return VirtualUser(principal=principal, secret=StoredSecret(*split_scheme(password)))
 
 
 def parse_passwd_file(text):

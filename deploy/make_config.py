@@ -28,6 +28,12 @@ DESCRIPTIONS = {
     "index_dir": "per-user directory for the rewrite journal and mailbox indexes (~ is the user's home)",
     "syslog_facility": "syslog facility of the servers' messages; login failures always go to auth, as in UW",
     "imap_max_append_size": "largest message APPEND accepts, in bytes",
+    "nologin_file": "while this file exists, new sessions are refused and no login succeeds (UW: /etc/nologin); empty: never",
+    "login_timeout": "seconds a client may stay silent before it has logged in",
+    "login_autologout": "seconds from connect by which the client must have logged in",
+    "pop3_inactivity_timeout": "seconds of silence after a POP3 login before autologout; at least 600 (RFC 1939)",
+    "imap_inactivity_timeout": "seconds of silence after an IMAP login before autologout; at least 1800 (RFC 3501)",
+    "imap_idle_timeout": "seconds one IMAP IDLE may last before autologout; at least 1800 (RFC 2177)",
 }
 
 HEADER = """\

@@ -169,5 +169,5 @@ COMMANDS = {
     "STORE": Entry(_later("selected", "store"), (SELECTED,), allows_expunge=False),
     "COPY": Entry(_later("selected", "copy"), (SELECTED,)),
     "MOVE": Entry(_later("selected", "move"), (SELECTED,)),
-    "IDLE": Entry(_later("selected", "idle"), (SELECTED, AUTHENTICATED)),
+    "IDLE": Entry(_later("idle", "idle"), (SELECTED, AUTHENTICATED)),
 }

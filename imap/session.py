@@ -11,7 +11,7 @@ import time
 from imap.command import ParseError
 from imap.framing import CommandReady, Framer, LineTooLong, LiteralAnnounced, Rejected
 from server import limits
-from server.login import FailedLogins
+from server.login import FailedLogins, login_read_timeout, logins_disabled, nologin_file
 from server.transport import Disconnected, Timeout
 
 VERSION = "pyimapd 0.1"
@@ -77,8 +77,10 @@ class ImapSession:
     # -- the loop ---------------------------------------------------------
 
     def run(self):
-        self.send_untagged(b"OK [CAPABILITY " + self.capability_text() + b"] "
-                           + ("%s IMAP4rev1 %s at %s" % (self.hostname, VERSION, _now_text())).encode())
+        if nologin_file(self.config):
+            self.refuse_service()
+            return
+        self.send_untagged(b"OK [CAPABILITY " + self.capability_text() + b"] " + self.banner())
         try:
             while self.state != LOGOUT:
                 self.flush()
@@ -94,6 +96,16 @@ class ImapSession:
         finally:
             if self.selected:
                 self.selected.close()
+
+    def banner(self):
+        return ("%s IMAP4rev1 %s at %s" % (self.hostname, VERSION, _now_text())).encode()
+
+    def refuse_service(self):
+        """UW imapd while /etc/nologin exists: `* BYE Service not available` and the banner, then close."""
+        self.log("notice", "Service not available (%s exists) host=%s"
+                 % (self.config.nologin_file, self.host))
+        self.send_untagged(b"BYE Service not available " + self.banner())
+        self.flush_quietly()
 
     def next_command(self):
         """The next complete command's bytes, answering literal announcements on the way."""
@@ -179,11 +191,8 @@ class ImapSession:
 
     def read_timeout(self):
         if self.state != NOT_AUTHENTICATED:
-            return limits.IMAP_IDLE_TIMEOUT
-        remaining = limits.IMAP_LOGIN_TIMEOUT - (time.monotonic() - self.started)
-        if remaining <= 0:
-            raise Timeout()
-        return remaining
+            return self.config.imap_inactivity_timeout
+        return login_read_timeout(self.config, self.started)
 
     def autologout(self):
         text = b"* BYE Autologout; idle for too long\r\n"
@@ -283,11 +292,14 @@ class ImapSession:
         """Check credentials, become the user, open the store; the tagged OK text."""
         from auth import AuthFailed
 
+        if logins_disabled(self.config, self.log, user, self.host):
+            raise No("Logins are disabled, try again later", "UNAVAILABLE")
+        authenticator = self.authenticator()
         try:
-            principal = check(self.authenticator())
-        except AuthFailed:
+            principal = check(authenticator)
+        except AuthFailed as error:
             self.log.reopen()
-            self.login_failed(user, method)
+            self.login_failed(user, method, error, authenticator.check_started)
         self.log.reopen()
         self.become(principal)
         if method == "login":
@@ -298,9 +310,9 @@ class ImapSession:
         return "[CAPABILITY %s] User %s authenticated" % (
             self.capability_text().decode(), principal.name)
 
-    def login_failed(self, user, method):
+    def login_failed(self, user, method, error, started):
         """Delay, count, and after the third failure close (as ipop3d does)."""
-        if self.failed_logins.record(user, self.host):
+        if self.failed_logins.record(user, self.host, error, started):
             self.send_line(b"* BYE Too many login failures")
             raise CloseSession()
         raise No("Invalid login credentials" if method == "login"

@@ -35,6 +35,14 @@ def _seconds(text):
     return value
 
 
+def _timeout(text):
+    # A timeout of 0 would end every session at its first read.
+    value = float(text)
+    if not value > 0:
+        raise ValueError("must be a positive number of seconds")
+    return value
+
+
 # name: (converter, default). Defaults give UW's layout and policy.
 SETTINGS = {
     "mail_location": (str, "mbox:~:INBOX=/var/spool/mail/%u"),
@@ -55,14 +63,35 @@ SETTINGS = {
     "syslog_facility": (str, "mail"),
     # The largest message APPEND accepts, in bytes (UW: 1 GiB; APPEND holds it in memory).
     "imap_max_append_size": (int, 64 << 20),
+    # UW: logins are refused while this file exists (shutdown(8) creates /etc/nologin).
+    "nologin_file": (str, "/etc/nologin"),
+    "login_timeout": (_timeout, limits.LOGIN_TIMEOUT),
+    "login_autologout": (_timeout, limits.LOGIN_AUTOLOGOUT),
+    "pop3_inactivity_timeout": (_timeout, limits.POP3_IDLE_TIMEOUT),
+    "imap_inactivity_timeout": (_timeout, limits.IMAP_IDLE_TIMEOUT),
+    "imap_idle_timeout": (_timeout, limits.IMAP_IDLE_COMMAND_TIMEOUT),
+}
+
+# name: (the least value a client may rely on, where that promise is made).
+# A smaller configured value is raised to it and a warning is logged, so that
+# no configuration can log out a client that follows the RFC.
+MINIMUMS = {
+    "pop3_inactivity_timeout": (limits.POP3_MIN_IDLE_TIMEOUT, "RFC 1939 section 3"),
+    "imap_inactivity_timeout": (limits.IMAP_MIN_IDLE_TIMEOUT, "RFC 3501 section 5.4"),
+    "imap_idle_timeout": (limits.IMAP_MIN_IDLE_TIMEOUT, "RFC 2177 section 3"),
 }
 
 
 class Config:
-    """Settings as attributes; every name in SETTINGS exists, with its default."""
+    """Settings as attributes; every name in SETTINGS exists, with its default.
 
-    def __init__(self, values=None, path=None):
+    `warnings` lists what the file asked for but did not get (values raised
+    to an RFC minimum); the entry point logs them.
+    """
+
+    def __init__(self, values=None, path=None, warnings=()):
         self.path = path
+        self.warnings = list(warnings)
         for name, (_, default) in SETTINGS.items():
             setattr(self, name, default)
         for name, value in (values or {}).items():
@@ -88,7 +117,18 @@ def parse(text, path="<config>"):
             values[name] = convert(value)
         except ValueError as error:
             raise ConfigError("%s: bad value for %s: %s" % (where, name, error)) from None
-    return Config(values, path)
+    return Config(values, path, _raise_to_minimums(values, path))
+
+
+def _raise_to_minimums(values, path):
+    """Raise values below their RFC minimum in place; return a warning for each."""
+    warnings = []
+    for name, (least, source) in MINIMUMS.items():
+        if name in values and values[name] < least:
+            warnings.append("%s: %s = %g is below the minimum of %s, %g s; using %g s"
+                            % (path, name, values[name], source, least, least))
+            values[name] = least
+    return warnings
 
 
 def load(path=None):

@@ -53,6 +53,8 @@ def serve(program, make_session, tls_port, config_error_reply, crash_reply, argv
         return 1
     if config.syslog_facility != "mail":
         log = Log(program, config.syslog_facility)
+    for warning in config.warnings:
+        log("warning", warning)
     session = make_session(transport, config, log, hostname())
     try:
         if options["tls"] or transport.local_port == tls_port:

@@ -5,11 +5,14 @@ Every size a client controls is bounded here before memory is spent on it.
 
 # POP3 (RFC 1939 section 3 allows 255 octets per command; UW ipop3d accepts 1024).
 POP3_MAX_LINE = 1024
-# UW ipop3d: 180 s per command before login, 600 s after (RFC 1939: at least 10 min).
-POP3_LOGIN_TIMEOUT = 180
+# Timeouts: the defaults of the settings in server/config.py, and the floors the
+# RFCs set. UW ipop3d and imapd wait 180 s per command before login, and end the
+# whole login phase 180 s after connect ("Autologout"); no RFC sets a minimum.
+LOGIN_TIMEOUT = 180
+LOGIN_AUTOLOGOUT = 180
+# RFC 1939 §3: the inactivity autologout timer after login is at least 10 minutes (UW: 10).
 POP3_IDLE_TIMEOUT = 600
-# UW ipop3d: the whole AUTHORIZATION state may last at most 180 s after connect.
-POP3_LOGIN_WINDOW = 180
+POP3_MIN_IDLE_TIMEOUT = 600
 # RFC 2449 LOGIN-DELAY as UW advertises it (advisory only).
 POP3_LOGIN_DELAY = 180
 # SASL responses are base64 lines; RFC 5034 section 4 allows 255 octets per
@@ -37,9 +40,11 @@ IMAP_MAX_LINE = 65536
 IMAP_MAX_LITERAL = 10000
 # UW: at most 20 literals in one command.
 IMAP_MAX_LITERALS = 20
-# UW: 180 s per read before login; RFC 3501 §5.4: at least 30 min idle after login.
-IMAP_LOGIN_TIMEOUT = 180
+# RFC 3501 §5.4: the inactivity autologout timer after login is at least 30 minutes (UW: 30).
 IMAP_IDLE_TIMEOUT = 1800
+IMAP_MIN_IDLE_TIMEOUT = 1800
+# RFC 2177 §3: clients re-issue IDLE every 29 minutes, so one IDLE may last at least 30.
+IMAP_IDLE_COMMAND_TIMEOUT = 1800
 # UW: 5 minutes to send literal data after the continuation.
 IMAP_LITERAL_TIMEOUT = 300
 # How often IDLE looks at the mailbox (the issue asks for new mail "within a few

@@ -1,9 +1,11 @@
-"""The login policy both servers share: failures delayed and counted, then becoming the user."""
+"""The login policy both servers share: when logins are allowed, how failures are
+delayed, counted and logged, and how a session becomes the user."""
 
 import os
 import time
 
 from server import limits
+from server.transport import Timeout
 
 
 def printable(text):
@@ -13,6 +15,30 @@ def printable(text):
     return "".join(c if c.isprintable() else "?" for c in text)[:limits.MAX_USER_NAME]
 
 
+def nologin_file(config):
+    """The path of the nologin file if it exists now, else None.
+
+    UW imapd refuses service while /etc/nologin exists (servers.md §1); stat()
+    as UW does, so a dangling symbolic link does not count.
+    """
+    path = config.nologin_file
+    if path and os.path.exists(path):
+        return path
+    return None
+
+
+def login_read_timeout(config, started):
+    """Seconds the next read before login may wait: UW's per-command limit, within its autologout.
+
+    Raises Timeout once the whole login phase, counted from `started`
+    (time.monotonic() at connect), has used up login_autologout.
+    """
+    remaining = config.login_autologout - (time.monotonic() - started)
+    if remaining <= 0:
+        raise Timeout()
+    return min(config.login_timeout, remaining)
+
+
 class FailedLogins:
     """UW's server_login rules: each failure logged to auth and delayed; three end the session."""
 
@@ -20,16 +46,49 @@ class FailedLogins:
         self.config, self.log = config, log
         self.count = 0
 
-    def record(self, user, host):
-        """Log and delay one failure; True when it was the last one allowed."""
+    def record(self, user, host, error, started=None):
+        """Log and delay one failure; True when the session may not try again.
+
+        `error` is the AuthFailed that ended the attempt; `started` is when its
+        credentials began to be checked (time.monotonic()), or None.
+        """
+        from auth import BreakInAttempt
+
         self.count += 1
-        name = printable(user)
-        self.log.auth("notice", "Login failed user=%s auth=%s host=%s" % (name, name, host))
-        time.sleep(self.config.login_failure_delay)
-        if self.count < limits.MAX_LOGIN_FAILURES:
-            return False
-        self.log.auth("notice", "Login excessive login failures user=%s host=%s" % (name, host))
-        return True
+        if isinstance(error, BreakInAttempt):
+            # UW: logged at ALERT, and the session can never log in afterwards.
+            self.count = limits.MAX_LOGIN_FAILURES
+            name = printable(error.name)
+            self.log.auth("alert", "Login SYSTEM BREAK-IN ATTEMPT user=%s auth=%s host=%s"
+                          % (name, name, host))
+        else:
+            name = printable(user)
+            self.log.auth("notice", "Login failed user=%s auth=%s host=%s" % (name, name, host))
+            if self.count >= limits.MAX_LOGIN_FAILURES:
+                self.log.auth("notice", "Login excessive login failures user=%s host=%s"
+                              % (name, host))
+        self.delay(started)
+        return self.count >= limits.MAX_LOGIN_FAILURES
+
+    def delay(self, started):
+        """Answer every failure login_failure_delay after its check began, whatever the check cost.
+
+        An unknown name goes through PAM (and PAM's own failure delay), a
+        wrong passwd_file password through one hash: padding both to the same
+        total hides from the client which of the two it was.
+        """
+        spent = time.monotonic() - started if started is not None else 0.0
+        time.sleep(max(0.0, self.config.login_failure_delay - spent))
+
+
+def logins_disabled(config, log, user, host):
+    """True (and the refusal logged) while the nologin file exists; the caller replies."""
+    path = nologin_file(config)
+    if path is None:
+        return False
+    name = printable(user)
+    log.auth("notice", "Login disabled user=%s auth=%s host=%s (%s exists)" % (name, name, host, path))
+    return True
 
 
 def become_user(principal, config, log, host):

@@ -53,9 +53,13 @@ class Transport:
         import ipaddress
 
         try:
-            return ipaddress.ip_address(self.peer[0].split("%")[0]).is_loopback
+            address = ipaddress.ip_address(self.peer[0].split("%")[0])
         except (ValueError, TypeError, IndexError):
             return False
+        # xinetd's `flags = IPv6` shows an IPv4 client as ::ffff:a.b.c.d, which
+        # Python before 3.13 never counts as loopback.
+        mapped = getattr(address, "ipv4_mapped", None)
+        return (mapped or address).is_loopback
 
     def peer_text(self):
         """The client as UW writes it in syslog: `[1.2.3.4]`."""

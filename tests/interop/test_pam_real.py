@@ -94,3 +94,21 @@ def test_root_never_authenticates(system_user):
     """Root is refused whatever the password, before PAM."""
     with pytest.raises(AuthFailed):
         _authenticator().check_password("root", TEST_PASSWORD)
+
+
+# doveadm pw -s SHA512-CRYPT -p tanstaaftanstaaf (tests/unit/test_schemes.py)
+MAIL_ONLY_HASH = ("$6$4.R6ps3cAb1BwyHL$no92ozAJN.EzlOXAPSFG1LZCelEqCLlXAZ19wuX.4pH2L5xKVs21D24abyK4GIM"
+                  "o.jn56SJzaV7xrmHZWV.aW.")
+
+
+def test_passwd_file_users_sit_beside_real_pam(system_user, tmp_path):
+    """With a passwd_file, a mail-only user logs in by its SHA512-CRYPT hash and the system user still through PAM."""
+    users = tmp_path / "passwd"
+    users.write_text("mailonly:{SHA512-CRYPT}%s:5000:5000::/srv/mail/mailonly::\n" % MAIL_ONLY_HASH)
+    auth = Authenticator(Config({"cram_md5_file": "", "passwd_file": str(users)}))
+    assert auth.check_password("mailonly", "tanstaaftanstaaf").home == "/srv/mail/mailonly"
+    assert auth.check_password(TEST_USER, TEST_PASSWORD).uid == system_user.pw_uid
+    with pytest.raises(AuthFailed):
+        auth.check_password("mailonly", TEST_PASSWORD)
+    with pytest.raises(AuthFailed):
+        auth.check_password(TEST_USER, "tanstaaftanstaaf")

@@ -180,3 +180,36 @@ def test_imapd_internal_error_logs_a_traceback_and_answers_generically(syslog_so
     texts = [text for _, text in received(sock)]
     assert any("internal error: Traceback" in t and "RuntimeError: injected fault" in t
                for t in texts)
+
+
+LOG_ALERT, LOG_WARNING, LOG_NOTICE = 1, 4, 5
+
+
+def test_break_in_user_name_is_logged_at_alert_to_auth(syslog_socket, account):
+    """A 65-byte user name is logged as UW does: auth.alert `Login SYSTEM BREAK-IN ATTEMPT`, name cut to 64."""
+    sock, bind_log = syslog_socket
+    name = b"x" * 65
+    answer = run_session(account, [b"a1 LOGIN " + name + b" " + PASSWORD.encode()], bind_log,
+                         "imapd.py")
+    assert answer.endswith(b"* BYE Too many login failures\r\n")
+    alerts = [(p, t) for p, t in received(sock) if "Login SYSTEM BREAK-IN ATTEMPT" in t]
+    assert len(alerts) == 1 and alerts[0][0] == LOG_AUTH | LOG_ALERT
+    assert re.search(r"imapd\[\d+\]: Login SYSTEM BREAK-IN ATTEMPT user=x{64} auth=x{64} "
+                     r"host=\[local\]$", alerts[0][1])
+
+
+def test_nologin_refusal_and_clamped_timeout_are_logged(syslog_socket, account, tmp_path):
+    """A greeting refused by the nologin file is logged to mail, and so is a timeout raised to its RFC minimum."""
+    sock, bind_log = syslog_socket
+    nologin = tmp_path / "nologin"
+    nologin.write_text("")
+    with open(account, "a") as config:
+        config.write("nologin_file = %s\npop3_inactivity_timeout = 60\n" % nologin)
+    answer = run_session(account, [], bind_log)
+    assert answer == b"-ERR [SYS/TEMP] Service not available, logins are disabled\r\n"
+    entries = received(sock)
+    refusal = re.compile(r"ipop3d\[\d+\]: Service not available \(%s exists\) host=\[local\]$"
+                         % re.escape(str(nologin)))
+    assert [p for p, t in entries if refusal.search(t)] == [LOG_MAIL | LOG_NOTICE]
+    warnings = [t for p, t in entries if p == LOG_MAIL | LOG_WARNING]
+    assert len(warnings) == 1 and "pop3_inactivity_timeout = 60 is below the minimum" in warnings[0]

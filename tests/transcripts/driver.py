@@ -215,10 +215,10 @@ def count_messages(mbox):
 class ServerProcess:
     """One ipop3d (or imapd) process on a socket pair, and the client's end of it."""
 
-    def __init__(self, config, program=SERVER, hang_guard=HANG_GUARD_SECONDS):
+    def __init__(self, config, program=SERVER, hang_guard=HANG_GUARD_SECONDS, arguments=()):
         ours, theirs = socket.socketpair()
         self.stderr = tempfile.TemporaryFile()
-        command = [sys.executable, str(program), "--config", str(config)]
+        command = [sys.executable, str(program), *arguments, "--config", str(config)]
         self.process = subprocess.Popen(command, stdin=theirs, stdout=theirs,
                                         stderr=self.stderr, cwd=REPO)
         theirs.close()

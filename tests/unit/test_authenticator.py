@@ -4,6 +4,7 @@ PAM itself is replaced by a fake module here; tests/interop/test_pam_real.py
 runs the real one.
 """
 
+import hashlib
 import os
 import pwd
 import sys
@@ -184,7 +185,14 @@ tim:{PLAIN}tanstaaftanstaaf:5003:5003::/srv/mail/tim:/bin/false
 toor:{PLAIN}rootly:0:0::/root:/bin/sh
 hashed:{SHA512-CRYPT}$6$x$y:5004:5004::/srv/mail/hashed:/bin/false
 nobody:{PLAIN}virtual-nobody:5005:5005::/srv/mail/nobody:/bin/false
-"""
+crypted:{SHA512-CRYPT}%s:5006:5006::/srv/mail/crypted:/bin/false
+crammed:{CRAM-MD5}%s:5007:5007::/srv/mail/crammed:/bin/false
+odd:{SSHA512}c2VjcmV0:5008:5008::/srv/mail/odd:/bin/false
+""" % (
+    # doveadm pw -p tanstaaftanstaaf -s SHA512-CRYPT, and -s CRAM-MD5 (tests/unit/test_schemes.py)
+    "$6$4.R6ps3cAb1BwyHL$no92ozAJN.EzlOXAPSFG1LZCelEqCLlXAZ19wuX.4pH2L5xKVs21D24abyK4GIMo.jn56SJzaV7xrmHZWV.aW.",
+    "d06d4e1b26fccaa4b0b61801132340a354b21152711fb604ca3e035e7015116b",
+)
 
 
 def test_passwd_file_user_logs_in_with_principal_from_file(tmp_path, fake_pam):
@@ -205,6 +213,47 @@ def test_passwd_file_refusals(tmp_path, fake_pam, user, password):
     with pytest.raises(AuthFailed):
         auth.check_password(user, password)
     assert fake_pam.calls == []
+
+
+@pytest.mark.parametrize("user, uid", [("crypted", 5006), ("crammed", 5007)])
+def test_hashed_passwd_file_users_log_in_with_their_password(tmp_path, fake_pam, user, uid):
+    """SHA512-CRYPT and CRAM-MD5 entries accept the password they were made from, without PAM."""
+    auth = _authenticator(passwd_file=_passwd_file(tmp_path, VIRTUAL))
+    assert auth.check_password(user, CRAM_SECRET).uid == uid
+    with pytest.raises(AuthFailed):
+        auth.check_password(user, CRAM_SECRET + "x")
+    assert fake_pam.calls == []
+
+
+def test_cram_md5_entry_answers_cram_md5_but_not_apop(tmp_path):
+    """A {CRAM-MD5} entry passes RFC 2195's exchange; APOP needs the plaintext, so it fails."""
+    auth = _authenticator(passwd_file=_passwd_file(tmp_path, VIRTUAL))
+    assert auth.check_cram_md5("crammed", CRAM_CHALLENGE, CRAM_DIGEST).uid == 5007
+    timestamp = APOP_TIMESTAMP
+    digest = hashlib.md5((timestamp + CRAM_SECRET).encode()).hexdigest()
+    with pytest.raises(AuthFailed):
+        auth.check_apop("crammed", timestamp, digest)
+
+
+def test_crypt_entry_refuses_challenge_mechanisms(tmp_path):
+    """A {SHA512-CRYPT} entry can check passwords only: CRAM-MD5 and APOP with the right secret fail."""
+    auth = _authenticator(passwd_file=_passwd_file(tmp_path, VIRTUAL))
+    with pytest.raises(AuthFailed):
+        auth.check_cram_md5("crypted", CRAM_CHALLENGE, CRAM_DIGEST)
+    digest = hashlib.md5((APOP_TIMESTAMP + CRAM_SECRET).encode()).hexdigest()
+    with pytest.raises(AuthFailed):
+        auth.check_apop("crypted", APOP_TIMESTAMP, digest)
+
+
+def test_unknown_scheme_fails_closed_and_is_logged(tmp_path, fake_pam, log):
+    """A scheme this server cannot check refuses the login (no PAM fallback) and tells the administrator."""
+    fake_pam.accept = {"odd": b"secret"}
+    auth = _authenticator(passwd_file=_passwd_file(tmp_path, VIRTUAL), log=log)
+    with pytest.raises(AuthFailed):
+        auth.check_password("odd", "secret")
+    assert fake_pam.calls == []
+    assert log.messages == [("err", "%s: user odd has a {SSHA512} password, a scheme this server "
+                                    "cannot check" % (tmp_path / "users"))]
 
 
 def test_user_not_in_passwd_file_goes_to_pam(tmp_path, fake_pam):

@@ -75,21 +75,21 @@ short:{PLAIN}x:5010:5010
 
 
 @pytest.mark.parametrize(
-    "name, uid, home, secret",
+    "name, uid, home, scheme, value",
     [
-        ("alice", 5001, "/srv/mail/alice", "secret one"),
-        ("erin", 5005, "/srv/mail/erin", "e"),
-        ("frank", 5012, "/srv/mail/frank", "f"),
-        ("toor", 0, "/root", "r"),
-        ("carol", 5003, "/srv/mail/carol", None),
-        ("dave", 5004, "/srv/mail/dave", None),
+        ("alice", 5001, "/srv/mail/alice", "PLAIN", "secret one"),
+        ("erin", 5005, "/srv/mail/erin", "PLAIN", "e"),
+        ("frank", 5012, "/srv/mail/frank", "PLAIN", "f"),
+        ("toor", 0, "/root", "PLAIN", "r"),
+        ("carol", 5003, "/srv/mail/carol", "SHA512-CRYPT", "$6$abc"),
+        ("dave", 5004, "/srv/mail/dave", "CRYPT", "nopassscheme"),
     ],
 )
-def test_passwd_file_entries(name, uid, home, secret):
-    """Well-formed lines give principal and {PLAIN} secret (scheme in any case); other schemes give none."""
+def test_passwd_file_entries(name, uid, home, scheme, value):
+    """Well-formed lines give the principal and the password's scheme (upper-cased; none means CRYPT) and value."""
     entry = passwdfile.parse_passwd_file(VIRTUAL_FILE)[name]
     assert (entry.principal.uid, entry.principal.gid, entry.principal.home) == (uid, uid, home)
-    assert entry.secret == secret
+    assert (entry.secret.scheme, entry.secret.value) == (scheme, value)
 
 
 def test_passwd_file_skips_comments_blanks_and_malformed_lines():
@@ -124,8 +124,8 @@ def test_passwd_file_exact_name_beats_lower_case_match():
     users = passwdfile.parse_passwd_file(
         "Zed:{PLAIN}upper:6001:6001::/h/Z:\nzed:{PLAIN}lower:6002:6002::/h/z:\n"
     )
-    assert passwdfile.find_virtual_user(users, "Zed").secret == "upper"
-    assert passwdfile.find_virtual_user(users, "ZED").secret == "lower"
+    assert passwdfile.find_virtual_user(users, "Zed").secret.value == "upper"
+    assert passwdfile.find_virtual_user(users, "ZED").secret.value == "lower"
 
 
 def test_read_passwd_file_reads_from_disk(tmp_path):
@@ -133,7 +133,7 @@ def test_read_passwd_file_reads_from_disk(tmp_path):
     path = tmp_path / "users"
     path.write_bytes(b"u:{PLAIN}caf\xe9:7000:7000::/h/u:/bin/false\n")
     secret = passwdfile.read_passwd_file(str(path))["u"].secret
-    assert secret.encode("utf-8", "surrogateescape") == b"caf\xe9"
+    assert secret.plaintext() == b"caf\xe9"
 
 
 def test_read_passwd_file_missing_raises_oserror(tmp_path):
