@@ -1,6 +1,5 @@
 """Commands of the selected state (RFC 3501 §6.4) and IDLE (RFC 2177), MOVE (RFC 6851)."""
 
-import time
 
 from imap import fetch as fetching
 from imap.command import FetchItem
@@ -8,7 +7,6 @@ from imap.session import AUTHENTICATED, Bad, No
 from imap.view import split_flags
 from mailstore import StoreError
 from mailstore import mboxformat as fmt
-from server import limits
 
 
 def check(session, command):
@@ -262,32 +260,6 @@ def open_target(session, name):
         if error.kind == StoreError.NOT_FOUND:
             raise No("Mailbox does not exist", "TRYCREATE") from None
         raise
-
-
-def idle(session, command):
-    """RFC 2177: report changes as they happen until the client says DONE."""
-    session.send_line(b"+ idling")
-    session.flush()
-    started = last_word = time.monotonic()
-    while not session.framer.pending():
-        if session.transport.readable(limits.IDLE_POLL_INTERVAL):
-            session.framer.feed(session.transport.read(limits.IMAP_IDLE_TIMEOUT))
-            continue
-        now = time.monotonic()
-        if now - started > limits.IMAP_IDLE_TIMEOUT:
-            session.autologout()
-            from imap.session import CloseSession
-            raise CloseSession()
-        if session.selected:
-            session.selected.report_changes(allow_expunge=True)
-        if now - last_word > limits.IDLE_KEEPALIVE:
-            session.send_line(b"* OK Still here")
-            last_word = now
-        session.flush()
-    line = session.next_command()
-    if line.upper() != b"DONE":
-        raise Bad("Bogus IDLE continuation")
-    return "IDLE terminated"
 
 
 def _now():
