@@ -7,7 +7,8 @@ cache is a marshal file in the user's index directory; anything wrong with it
 """
 
 import marshal
-import os
+
+from mailstore import sidecarfile
 
 FORMAT = 1
 
@@ -49,14 +50,6 @@ class FieldCache:
     def save(self):
         if not self.added:
             return
-        temporary = "%s.%d.tmp" % (self.path, os.getpid())
-        try:
-            with open(temporary, "wb") as handle:
-                handle.write(marshal.dumps((FORMAT, self.uidvalidity, self.values)))
-            os.replace(temporary, self.path)
+        if sidecarfile.write_replacing(self.path,
+                                       marshal.dumps((FORMAT, self.uidvalidity, self.values))):
             self.added = False
-        except OSError:
-            try:
-                os.unlink(temporary)
-            except OSError:
-                pass

@@ -267,19 +267,58 @@ def lock_mbox(path, fd, methods=None, exclusive=True, timeout=MBOX_LOCK_TIMEOUT,
 
 
 def _create_lock_file(lock_path):
-    """Create the dotlock exclusively and return its open fd."""
-    # O_EXCL rather than UW's link() of a hitching post: it is atomic on
-    # local filesystems and NFSv3+, and NFS spools are unsupported anyway
-    # (locking.md §8).  O_EXCL never follows a symlink: one makes EEXIST.
+    """Create the dotlock with its owner already in it and return its open fd.
+
+    The lock appears by link() of a finished file (UW's hitching post, here
+    an unnamed O_TMPFILE), so a process killed at any instant leaves either
+    no lock or one naming it, which the next process removes at once when
+    that pid is gone.  Without O_TMPFILE (or /proc) it falls back to O_EXCL
+    and writes the owner after: a kill in between leaves an empty lock that
+    waits for the stale age, as UW's do.
+    """
+    owner = ("%d:%s\n" % (os.getpid(), os.uname().nodename)).encode()
+    directory = os.path.dirname(lock_path) or "."
+    try:
+        fd = os.open(directory, os.O_TMPFILE | os.O_WRONLY, DOTLOCK_MODE)
+    except OSError as error:
+        if error.errno not in (errno.EOPNOTSUPP, errno.EISDIR, errno.EINVAL):
+            raise
+        return _create_lock_file_exclusively(lock_path, owner)
+    try:
+        os.fchmod(fd, DOTLOCK_MODE)
+        _write_owner(fd, owner)
+        _link_open_file(fd, directory, os.path.basename(lock_path))
+    except FileNotFoundError:
+        os.close(fd)
+        if os.path.isdir("/proc/self/fd"):
+            raise
+        return _create_lock_file_exclusively(lock_path, owner)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def _link_open_file(fd, directory, name):
+    """Give the unnamed file `fd` the name `directory/name`; EEXIST if it is taken.
+
+    link() never replaces, also not a symlink, so EEXIST means busy.  Python
+    calls linkat() with AT_SYMLINK_FOLLOW (needed to follow /proc/self/fd/N
+    to the file) only when a dir_fd is given.
+    """
+    dir_fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.link("/proc/self/fd/%d" % fd, name, dst_dir_fd=dir_fd, follow_symlinks=True)
+    finally:
+        os.close(dir_fd)
+
+
+def _create_lock_file_exclusively(lock_path, owner):
+    """The O_EXCL way: atomic on local filesystems and NFSv3+ (locking.md §8)."""
     fd = os.open(lock_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, DOTLOCK_MODE)
     try:
         os.fchmod(fd, DOTLOCK_MODE)
-        try:
-            os.write(fd, ("%d:%s\n" % (os.getpid(), os.uname().nodename)).encode())
-        except OSError:
-            # The content is informational (UW leaves it empty): a full disk
-            # must not turn a lock we hold into a leaked file.
-            pass
+        _write_owner(fd, owner)
     except BaseException:
         os.close(fd)
         # Best effort: a lock file left behind would merely go stale.
@@ -287,6 +326,13 @@ def _create_lock_file(lock_path):
             os.unlink(lock_path)
         raise
     return fd
+
+
+def _write_owner(fd, owner):
+    # The content is informational (UW leaves it empty): a full disk
+    # must not turn a lock we hold into a leaked file.
+    with contextlib.suppress(OSError):
+        os.write(fd, owner)
 
 
 def _dead_local_owner(lock_path):

@@ -8,6 +8,7 @@ under the write lock and rewrite in place through the journal.
 import contextlib
 import errno
 import hashlib
+import itertools
 import mmap
 import os
 import socket
@@ -127,8 +128,13 @@ class MboxMailbox:
         self._unmap()
         self.size = os.fstat(self.fd).st_size
         if self.size == 0:
+            # Until the pseudo-message is written, a re-read of a file that
+            # was empty before too keeps the UIDVALIDITY this session may
+            # have reported; any UID handed out means a new one.
+            if not (self.uidvalidity and self.last_uid == 0):
+                self.uidvalidity = int(time.time())
             self.messages, self.pseudo, self.layout = [], None, None
-            self.uidvalidity, self.last_uid, self.keywords = int(time.time()), 0, []
+            self.last_uid, self.keywords = 0, []
             self._parsed()
             return
         self.map = mmap.mmap(self.fd, self.size, prot=mmap.PROT_READ)
@@ -368,20 +374,32 @@ class MboxMailbox:
 
         Under the write lock every message not yet marked old is marked old,
         so exactly one session reports it as \\Recent. Returns those UIDs.
-        A read-only session claims nothing and sees them as recent.
+        A read-only session claims nothing and sees them as recent; so does
+        one that cannot write now (a full disk must not refuse SELECT).
         """
         if self.readonly or self.fd is None:
-            return {m.uid for m in self.messages if not m.flags & fmt.OLD}
-        with self._write_lock():
-            self._keep_uidvalidity_of_empty_file()
-            recent = set()
-            for message in self.messages:
-                if not message.flags & fmt.OLD:
-                    recent.add(message.uid)
-                    message.flags |= fmt.OLD
-                    message.dirty = True
-            self._write_changes()
+            return self._unclaimed()
+        try:
+            with self._write_lock(), self._undone_on_failure():
+                # UW writes its pseudo-message into an empty file opened
+                # read-write, so that the UIDVALIDITY lasts (§6).
+                self.dirty = self.dirty or self.size == 0
+                recent = self._unclaimed()
+                for message in self.messages:
+                    if not message.flags & fmt.OLD:
+                        message.flags |= fmt.OLD
+                        message.dirty = True
+                self._write_changes()
+        except StoreError as error:
+            if error.kind not in (StoreError.TEMPORARY, StoreError.IN_USE):
+                raise
+            self.store.log("warning", "cannot mark new mail in %s as seen: %s"
+                           % (self.path, error))
+            return self._unclaimed()
         return recent
+
+    def _unclaimed(self):
+        return {m.uid for m in self.messages if not m.flags & fmt.OLD}
 
     def store_flags(self, uids, mode, bits, keywords):
         """Add (+), remove (-) or set ("") flags and keywords on messages by UID.
@@ -391,7 +409,7 @@ class MboxMailbox:
         meanwhile are skipped.
         """
         wanted = set(uids)
-        with self._write_lock():
+        with self._write_lock(), self._undone_on_failure():
             if mode != "-":
                 self._add_keywords(keywords)
             for message in self.messages:
@@ -401,7 +419,7 @@ class MboxMailbox:
 
     def expunge(self, uids=None):
         """Remove \\Deleted messages (only those in uids if given); return their UIDs."""
-        with self._write_lock():
+        with self._write_lock(), self._undone_on_failure():
             doomed = [m for m in self.messages if m.flags & fmt.DELETED
                       and (uids is None or m.uid in uids)]
             if doomed:
@@ -413,39 +431,25 @@ class MboxMailbox:
     def append(self, items):
         """Append messages; items are (data, flag bits, keywords, (unix time, zone minutes)).
 
-        Returns the new UIDs. The text is written after the last message and
-        synced before the UID base is updated; a failure truncates it away.
+        Returns the new UIDs. The new text and the raised UID base go through
+        one journal with any pending header patches: a `kill -9` or a full
+        disk leaves either all of it or none, never a torn message that
+        would swallow the MTA's next delivery.
         """
         if self.readonly:
             raise StoreError(StoreError.NO_PERMISSION, "mailbox is read-only")
         if self.fd is None:
             self._create_file()
-        with self._write_lock():
+        with self._write_lock(), self._undone_on_failure():
             for _, _, keywords, _ in items:
                 self._add_keywords(keywords)
-            self._keep_uidvalidity_of_empty_file()
             first = self.last_uid + 1
-            text = self._separator() + b"".join(
-                self._append_text(uid, *item) for uid, item in enumerate(items, first))
-            self._write_at_end(text)
-            self._catch_up()
-            self._write_changes()
+            text = b"".join(self._append_text(uid, *item) for uid, item in enumerate(items, first))
+            self.last_uid, self.dirty = first + len(items) - 1, True
+            self._rewrite(set(), appended=text)
             now = time.time()
             os.utime(self.fd, (now - 1, now))  # new mail: mtime after atime, UW's \\Marked
-            self._parsed()
         return list(range(first, first + len(items)))
-
-    def _keep_uidvalidity_of_empty_file(self):
-        """Write UW's pseudo-message into an empty file, so its UIDVALIDITY lasts (§6).
-
-        Without it every open of an empty mailbox would make up a new
-        UIDVALIDITY, and the first message would get yet another one.
-        """
-        if self.size:
-            return
-        self._write_at_end(fmt.pseudo_message(self.uidvalidity, self.last_uid, self.keywords,
-                                              socket.gethostname()))
-        self._map_and_parse()
 
     def _append_text(self, uid, data, bits, keywords, date):
         message = fmt.Message(0, 0, 0, 0, ())
@@ -460,22 +464,6 @@ class MboxMailbox:
             return b""
         tail = os.pread(self.fd, 2, self.size - 2) if self.size >= 2 else b"\n"
         return b"" if tail == b"\n\n" else (b"\n" if tail.endswith(b"\n") else b"\n\n")
-
-    def _write_at_end(self, text):
-        """Write text after the current end; on any failure cut the file back."""
-        end = self.size
-        try:
-            os.posix_fallocate(self.fd, end, len(text))
-            view = memoryview(text)
-            offset = end
-            while view:
-                written = os.pwrite(self.fd, view, offset)
-                view, offset = view[written:], offset + written
-            os.fsync(self.fd)
-        except OSError as error:
-            os.ftruncate(self.fd, end)
-            raise StoreError(StoreError.TEMPORARY, "cannot append to mailbox: %s"
-                             % error.strerror) from None
 
     @contextlib.contextmanager
     def _write_lock(self):
@@ -549,7 +537,7 @@ class MboxMailbox:
         if self.readonly or self.fd is None:
             return 0
         self.store.ensure_index_dir()
-        with self._lock(exclusive=True):
+        with self._lock(exclusive=True), self._undone_on_failure():
             self._catch_up()
             for message in self.messages:
                 if message.uid in seen_uids and not message.flags & fmt.SEEN:
@@ -575,36 +563,70 @@ class MboxMailbox:
         if st.st_size == self.size:
             self._check_layout()
             return
-        old_size = self.size
-        self._unmap()
-        self.size = st.st_size
-        self.map = mmap.mmap(self.fd, self.size, prot=mmap.PROT_READ)
+        old_size = self._remap(st.st_size)
         self._check_layout()
-        start = old_size + fmt.skip_leading_whitespace(self.map[old_size:old_size + 4096])
-        if old_size and not fmt.from_line_at(self.map, start):
+        start = self._start_of_new_mail(old_size)
+        if old_size and start is None:
             raise StoreError(StoreError.TEMPORARY, "unexpected changes to mailbox")
         if old_size == 0:
             self._map_and_parse()
             return
+        self._take_new_messages(start, trusted=False)
+
+    def _parse_appended(self, old_size):
+        """After our own journalled append: parse the new messages, whose UIDs we wrote."""
+        self._remap(os.fstat(self.fd).st_size)
+        start = self._start_of_new_mail(old_size)
+        previous = self.messages[-1].uid if self.messages else 0
+        if start is None or not self._take_new_messages(start, True, previous):
+            self._map_and_parse()
+
+    def _remap(self, size):
+        """Map the file again at its new size; return the old size."""
+        old_size = self.size
+        self._unmap()
+        self.size = size
+        self.map = mmap.mmap(self.fd, self.size, prot=mmap.PROT_READ)
+        return old_size
+
+    def _start_of_new_mail(self, old_size):
+        """Where the first message past old_size starts, or None if none starts there."""
+        start = old_size + fmt.skip_leading_whitespace(self.map[old_size:old_size + 4096])
+        return start if fmt.from_line_at(self.map, start) else None
+
+    def _take_new_messages(self, start, trusted, previous=0):
+        """Scan the messages from `start` on and add them; False if their UIDs are out of order."""
         fresh = fmt.scan(self.map, start)
-        self._assign_uids(fresh, trusted=False)
+        if not self._assign_uids(fresh, trusted, previous):
+            return False
         self.messages.extend(fresh)
         self.layout = self._layout_digest()
         self._parsed()
+        return True
 
     def _check_layout(self):
         """Refuse to write when another program rewrote what we parsed (UW aborts too)."""
         if self.layout is not None and self._layout_digest() != self.layout:
             raise StoreError(StoreError.TEMPORARY, "mailbox was rewritten by another program")
 
-    def _rewrite(self, doomed):
-        """Compute the new file, journal it, then write it in place."""
-        writes, tail = self._plan(doomed)
-        if tail and self.session_lock is None:
+    def _rewrite(self, doomed, appended=b""):
+        """Compute the new file, journal it, then write it in place.
+
+        `appended` is new mail to put after the last message, in the same
+        journal as the header patches (and the UID base that counts it).
+        """
+        writes, moves = self._plan(doomed)
+        if moves and self.session_lock is None:
             self._wait_for_no_pop3_session()
+        if appended and moves:
+            offset, chunks = writes[-1]
+            writes[-1] = (offset, itertools.chain(chunks, [appended]))
+        elif appended:
+            writes.append((self.size, [self._separator() + appended]))
         path = self.store.journal_path(self.path, self.identity)
+        old_size = self.size
         try:
-            journal.write_journal(path, self.identity, writes, self.size, tail)
+            journal.write_journal(path, self.identity, writes, self.size, moves or bool(appended))
             journal.apply(self.fd, path)
         except OSError as error:
             raise StoreError(StoreError.TEMPORARY, "cannot update mailbox: %s"
@@ -612,11 +634,28 @@ class MboxMailbox:
         now = time.time()
         os.utime(self.fd, (now, now - 1))  # UW: atime > mtime means "read"
         self.messages = [m for m in self.messages if id(m) not in doomed]
-        if tail:
+        if moves:
             self._map_and_parse()
         else:
             self._after_patches()
+            if appended:
+                self._parse_appended(old_size)
         self.dirty = False
+
+    @contextlib.contextmanager
+    def _undone_on_failure(self):
+        """Under the write lock: if the write fails, forget the in-memory changes.
+
+        Flags, keywords and UIDs are changed on the parsed messages before the
+        journal is written; a refused write (full disk, a POP3 session, a
+        foreign rewrite) must not leave them looking done, or a later write
+        would store what the client was told failed.
+        """
+        try:
+            yield
+        except StoreError:
+            self._map_and_parse()
+            raise
 
     def _wait_for_no_pop3_session(self):
         """Refuse to move data while a POP3 session holds the file (IN_USE).
@@ -637,7 +676,8 @@ class MboxMailbox:
         self._parsed()
 
     def _plan(self, doomed):
-        """The journal writes: same-size header patches, then one tail from the first move."""
+        """The journal writes (same-size header patches, then one tail from the first
+        move) and whether anything moves."""
         if all(id(m) in doomed for m in self.messages) and not self.pseudo:
             pseudo = fmt.pseudo_message(self.uidvalidity, self.last_uid, self.keywords,
                                         socket.gethostname())

@@ -19,6 +19,7 @@ import zlib
 from array import array
 
 from mailstore import mboxformat as fmt
+from mailstore import sidecarfile
 
 FORMAT = 2
 # Below this many messages a scan is as cheap as loading an index.
@@ -88,13 +89,7 @@ def save(path, mailbox):
             list(mailbox.keywords),
             _pack_messages(buf, [mailbox.pseudo] if mailbox.pseudo else []),
             _pack_messages(buf, mailbox.messages), mailbox.layout)
-    temporary = "%s.%d.tmp" % (path, os.getpid())
-    try:
-        with open(temporary, "wb") as handle:
-            handle.write(marshal.dumps(data))
-        os.replace(temporary, path)
-    except OSError:
-        _remove(temporary)
+    sidecarfile.write_replacing(path, marshal.dumps(data))
 
 
 def load(path, identity):

@@ -8,7 +8,8 @@ write).  Some trials then deliver a message as an MTA would, and some kill a
 second child while it replays the journal.  Then this process opens the
 spool (which completes the interrupted rewrite) and checks every message.
 
-PYIMAPD_CRASH_TRIALS sets the number of trials (default 200), and
+PYIMAPD_CRASH_TRIALS (or `pytest tests/fault --trials N`) sets the number
+of trials (default 200), and
 PYIMAPD_CRASH_SEED the random seed (printed with the summary).
 """
 
@@ -26,6 +27,7 @@ from pathlib import Path
 import pytest
 
 from auth import Principal
+from faultlib import Tally, generated_message, trials_wanted
 from mailstore import mboxformat as fmt
 from mailstore import open_store
 from server.config import Config
@@ -34,31 +36,12 @@ REPO = Path(__file__).resolve().parents[2]
 CHILD = Path(__file__).with_name("crash_child.py")
 MESSAGES = 300
 POST_CRASH_ID = b"<post-crash@example.org>"
-
-
-def trials_wanted():
-    """How many random crash trials to run."""
-    return int(os.environ.get("PYIMAPD_CRASH_TRIALS", "200"))
+DEFAULT_TRIALS = 200
 
 
 def seed_wanted():
     """The random seed: PYIMAPD_CRASH_SEED, else the current time."""
     return int(os.environ.get("PYIMAPD_CRASH_SEED", str(int(time.time()))))
-
-
-def generated_message(index, rng):
-    """One delivered message with a unique Message-ID; most short, some many KB."""
-    kind = rng.random()
-    lines = rng.randint(2, 20) if kind < 0.8 else rng.randint(60, 900)
-    body = b"".join(b"%d/%d %s\n" % (index, n, b"x" * rng.randint(0, 70)) for n in range(lines))
-    if index % 7 == 0:
-        body += b">From quoted Wed Dec  2 05:53:22 1992\nFrom the desk of nobody\n"
-    return (b"From sender%d@example.org Wed Dec  2 05:%02d:%02d 1992\n"
-            % (index, index // 60 % 60, index % 60)
-            + b"From: Sender %d <sender%d@example.org>\n" % (index, index)
-            + b"Subject: crash test message %d\n" % index
-            + b"Message-ID: <crash-%d@example.org>\n\n" % index
-            + body + b"\n")
 
 
 def post_crash_delivery():
@@ -188,26 +171,6 @@ def random_plan(rng):
     return {"expunge": sorted(expunge), "seen": sorted(seen), "flag": sorted(flag)}
 
 
-class Tally:
-    """Counts over all trials, and the first few failures described."""
-
-    def __init__(self):
-        self.trials = self.checked = self.lost = self.duplicated = self.damaged = 0
-        self.killed = 0
-        self.failures = []
-
-    def fail(self, kind, trial, detail):
-        """Count one problem of `kind` ("lost", "duplicated", "damaged") and describe it."""
-        setattr(self, kind, getattr(self, kind) + 1)
-        if len(self.failures) < 10:
-            self.failures.append("%s in trial %s: %s" % (kind, trial, detail))
-
-    def summary(self):
-        """The one-line summary printed after the run."""
-        return ("crash trials: %d, messages checked: %d, lost: %d, duplicated: %d, damaged: %d"
-                % (self.trials, self.checked, self.lost, self.duplicated, self.damaged))
-
-
 def check(tally, templates, spool, plan, trial, established, delivered):
     """Compare the recovered spool with what must be there; count every problem."""
     uidvalidity, found = spool.contents()
@@ -324,14 +287,14 @@ def test_kill_9_during_rewrite_loses_nothing(tmp_path, capsys):
     templates = Templates(tmp_path, rng)
     calibration = Calibration(templates, tmp_path / "calibration")
     tally = Tally()
-    for trial in range(trials_wanted()):
+    for trial in range(trials_wanted(DEFAULT_TRIALS)):
         run_trial(tally, templates, rng, tmp_path / ("trial-%d" % trial), trial, calibration)
     with capsys.disabled():
         print("\n%s (seed %d, %d killed; a commit takes %.3f s and %d hooked calls, "
               "%d not journal writes)" % (tally.summary(), seed, tally.killed,
                                           calibration.duration, calibration.calls,
                                           calibration.non_write_calls))
-    assert tally.trials == trials_wanted() and tally.killed > 0
+    assert tally.trials == trials_wanted(DEFAULT_TRIALS) and tally.killed > 0
     assert (tally.lost, tally.duplicated, tally.damaged) == (0, 0, 0), "\n".join(tally.failures)
 
 
