@@ -35,6 +35,9 @@ class MboxMailbox:
         self.indexed_stamp = None
         self.field_cache = None
         self._uid_index = None
+        # Messages whose dirty flag was set since the last write: a write
+        # visits these, not all of a 100,000-message mailbox.
+        self._touched = []
         self.store = store
         self.readonly = readonly
         self.fd = None
@@ -158,6 +161,7 @@ class MboxMailbox:
         self.uidvalidity, self.last_uid = index.uidvalidity, index.last_uid
         self.keywords = index.keywords
         self.messages = [message for message, _ in index.messages]
+        self._touched = []
         self.layout = index.layout
         self.dirty = False
         if self.size == index.indexed_size:
@@ -179,7 +183,7 @@ class MboxMailbox:
         """Keep the index for next time: only for large mailboxes, fully written, unchanged."""
         if (self.map is None or len(self.messages) < mboxindex.MIN_MESSAGES or self.dirty
                 or self.stamp != self._file_stamp() or self.stamp == self.indexed_stamp
-                or any(m.dirty for m in self.messages)):
+                or self._dirty_messages()):
             return
         try:
             self.store.ensure_index_dir()
@@ -206,10 +210,11 @@ class MboxMailbox:
         st = os.fstat(self.fd)
         return (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
 
-    def _parsed(self):
+    def _parsed(self, same_messages=False):
         """Remember what the file looked like, to notice anyone's later change."""
         self.stamp = self._file_stamp()
-        self._uid_index = None
+        if not same_messages:
+            self._uid_index = None
 
     def _layout_digest(self):
         """Where each known message starts, its From_ line, and the end of the last one.
@@ -235,6 +240,7 @@ class MboxMailbox:
 
     def _apply_metadata(self, messages):
         """UW's rules for UIDs, UIDVALIDITY and flags (mbox-compat.md §7)."""
+        self._touched = []
         self.pseudo, base = self._take_base(messages)
         self.uidvalidity, self.last_uid, self.keywords = base or (0, 0, [])
         if not self._assign_uids(messages, trusted=base is not None):
@@ -272,13 +278,13 @@ class MboxMailbox:
                                      if k.decode("ascii", "replace") in known)
             message.size = fmt.compute_size(self.map, message)
             if meta.bogus or (index and (meta.imap or meta.imapbase)):
-                message.dirty = True
+                self._mark_dirty(message)
             uid = int(meta.uid) if trusted and meta.uid and meta.uid.isdigit() else 0
             if uid and uid <= previous:
                 return False
             if not uid:
                 uid = self.last_uid + 1
-                message.dirty = True
+                self._mark_dirty(message)
             message.uid = uid
             self.last_uid = max(self.last_uid, uid)
             previous = uid
@@ -388,7 +394,7 @@ class MboxMailbox:
                 for message in self.messages:
                     if not message.flags & fmt.OLD:
                         message.flags |= fmt.OLD
-                        message.dirty = True
+                        self._mark_dirty(message)
                 self._write_changes()
         except StoreError as error:
             if error.kind not in (StoreError.TEMPORARY, StoreError.IN_USE):
@@ -412,9 +418,8 @@ class MboxMailbox:
         with self._write_lock(), self._undone_on_failure():
             if mode != "-":
                 self._add_keywords(keywords)
-            for message in self.messages:
-                if message.uid in wanted:
-                    self._apply_flags(message, mode, bits, keywords)
+            for message in self._messages_by_uid(wanted):
+                self._apply_flags(message, mode, bits, keywords)
             self._write_changes()
 
     def expunge(self, uids=None):
@@ -485,7 +490,7 @@ class MboxMailbox:
 
     def _write_changes(self):
         """Write dirty headers and the UID base, if anything changed."""
-        if self.dirty or any(m.dirty for m in self.messages):
+        if self.dirty or self._dirty_messages():
             self._rewrite(set())
 
     def _add_keywords(self, keywords):
@@ -497,8 +502,7 @@ class MboxMailbox:
         self.keywords.extend(new)
         self.dirty = True
 
-    @staticmethod
-    def _apply_flags(message, mode, bits, keywords):
+    def _apply_flags(self, message, mode, bits, keywords):
         if mode == "+":
             flags, names = message.flags | bits, message.keywords + tuple(
                 k for k in keywords if k not in message.keywords)
@@ -508,7 +512,8 @@ class MboxMailbox:
         else:
             flags, names = (message.flags & fmt.OLD) | bits, tuple(dict.fromkeys(keywords))
         if (flags, names) != (message.flags, message.keywords):
-            message.flags, message.keywords, message.dirty = flags, names, True
+            message.flags, message.keywords = flags, names
+            self._mark_dirty(message)
 
     def _open_created(self):
         """The file did not exist at open; it does now (a first delivery)."""
@@ -542,12 +547,15 @@ class MboxMailbox:
             for message in self.messages:
                 if message.uid in seen_uids and not message.flags & fmt.SEEN:
                     message.flags |= fmt.SEEN
-                    message.dirty = True
+                    self._mark_dirty(message)
                 if not message.flags & fmt.OLD:
                     message.flags |= fmt.OLD
-                    message.dirty = True
+                    self._mark_dirty(message)
+            # A commit visits every message anyway, so it also writes changes
+            # made on the message objects directly (POP3's DELE marks them).
+            self._touched = [m for m in self.messages if m.dirty]
             doomed = [m for m in self.messages if expunge and m.flags & fmt.DELETED]
-            if not (self.dirty or doomed or any(m.dirty for m in self.messages)):
+            if not (self.dirty or doomed or self._touched):
                 return 0
             self._rewrite({id(m) for m in doomed})
         return len(doomed)
@@ -633,7 +641,8 @@ class MboxMailbox:
                              % error.strerror) from None
         now = time.time()
         os.utime(self.fd, (now, now - 1))  # UW: atime > mtime means "read"
-        self.messages = [m for m in self.messages if id(m) not in doomed]
+        if doomed:
+            self.messages = [m for m in self.messages if id(m) not in doomed]
         if moves:
             self._map_and_parse()
         else:
@@ -669,11 +678,12 @@ class MboxMailbox:
 
     def _after_patches(self):
         """Same-size header patches moved no message: re-find only the patched metadata."""
-        patched = [m for m in self.messages if m.dirty]
+        patched = self._dirty_messages()
         for message in ([self.pseudo] if self.pseudo else []) + self.messages[:1] + patched:
             message.hidden = fmt.scan_message(self.map, message.start)[0].hidden
             message.dirty = False
-        self._parsed()
+        self._touched = []
+        self._parsed(same_messages=True)
 
     def _plan(self, doomed):
         """The journal writes (same-size header patches, then one tail from the first
@@ -685,7 +695,7 @@ class MboxMailbox:
         writes = []
         tail_from = self._plan_pseudo(writes)
         need_base = self.pseudo is None
-        for message in self.messages:
+        for message in self._plan_candidates(doomed):
             if tail_from is not None:
                 break
             if id(message) in doomed:
@@ -703,6 +713,36 @@ class MboxMailbox:
         if tail_from is not None:
             writes.append((tail_from, self._tail_chunks(tail_from, doomed)))
         return writes, tail_from is not None
+
+    def _plan_candidates(self, doomed):
+        """The messages _plan must visit, in file order: all when some are doomed,
+        else message 1 (it may carry X-IMAPbase) and the dirty ones."""
+        if doomed:
+            return self.messages
+        first = self.messages[:1]
+        rest = [m for m in self._dirty_messages() if not first or m is not first[0]]
+        return first + sorted(rest, key=lambda m: m.start)
+
+    def _mark_dirty(self, message):
+        message.dirty = True
+        self._touched.append(message)
+
+    def _dirty_messages(self):
+        """The messages with unwritten changes, each once."""
+        seen = set()
+        dirty = []
+        for message in self._touched:
+            if message.dirty and id(message) not in seen:
+                seen.add(id(message))
+                dirty.append(message)
+        return dirty
+
+    def _messages_by_uid(self, uids):
+        """The messages with these UIDs (those still here), cheaply for a few."""
+        if len(uids) * 8 < len(self.messages):
+            found = (self.by_uid(uid) for uid in sorted(uids))
+            return [m for m in found if m is not None]
+        return [m for m in self.messages if m.uid in uids]
 
     def _base_line(self):
         """X-IMAPbase for message 1; the last UID padded so it can change in place."""
