@@ -122,11 +122,15 @@ def status(session, command):
 def status_response(session, name, items):
     """The `STATUS name (item value ...)` line, for STATUS and LIST-STATUS (RFC 5819)."""
     mailbox = session.store.open_mailbox(name, readonly=True)
+    # The messages new to the selected mailbox are this session's \Recent
+    # ones: the file has them as seen by a session already (RFC 3501 §2.3.2).
+    view = session.selected if session.selected and session.selected.name == name else None
     try:
         messages = mailbox.messages
         counts = {
             "MESSAGES": lambda: len(messages),
-            "RECENT": lambda: sum(1 for m in messages if not m.flags & fmt.OLD),
+            "RECENT": lambda: (len(view.recent) if view else
+                               sum(1 for m in messages if not m.flags & fmt.OLD)),
             "UIDNEXT": lambda: mailbox.uidnext,
             "UIDVALIDITY": lambda: mailbox.uidvalidity,
             "UNSEEN": lambda: sum(1 for m in messages if not m.flags & fmt.SEEN),
