@@ -79,17 +79,11 @@ def _extended_list(session, reference, patterns, options):
         # Tell of the selected mailbox's changes first, so that its STATUS
         # below agrees with the EXISTS and EXPUNGE the client has been sent.
         session.selected.report_changes(allow_expunge=True)
-    special = special_use(session.config)
-    existing = _existing(session.store, matcher, options.selection, special)
-    subscribed = session.store.subscriptions() if options.returns_subscribed() else ()
-    selected = _select(existing, subscribed, matcher, options.selection, special)
-    parents = set()
-    if "RECURSIVEMATCH" in options.selection:
-        parents = _childinfo_parents(existing, subscribed, matcher, options.selection, selected,
-                                     special)
-    subscribed = set(subscribed)
+    choice = _Choice(session, matcher, options)
+    selected = choice.selected(matcher)
+    parents = choice.childinfo_parents(matcher, selected)
     for name in sorted(set(selected) | parents, key=_hierarchy_order):
-        attributes = _attributes(name, existing, subscribed, options, special)
+        attributes = choice.attributes(name)
         _send_list(session, b"LIST", name, attributes, CHILDINFO if name in parents else b"")
         if options.status_items and name in selected and not attributes & {NOSELECT, NONEXISTENT}:
             _send_status(session, name, options.status_items)
@@ -113,67 +107,67 @@ def _any_pattern(reference, patterns):
     return AnyPattern(accepted) if accepted else None
 
 
-def _existing(store, matcher, selection, special):
-    """{name: attributes} of the mailboxes the patterns match.
+class _Choice:
+    """The mailboxes, subscriptions and special-use names one extended LIST chooses from."""
 
-    With RECURSIVEMATCH and SPECIAL-USE a descendant outside the patterns
-    counts too, so the special-use names are looked up as well.
-    """
-    from imap.listpattern import AnyPattern, ListPattern
+    def __init__(self, session, matcher, options):
+        self.options, self.selection = options, options.selection
+        self.special = special_use(session.config)
+        self.existing = self._existing(session.store, matcher)
+        self.subscribed = session.store.subscriptions() if options.returns_subscribed() else []
+        self.subscribed_set = set(self.subscribed)
 
-    if {"RECURSIVEMATCH", "SPECIAL-USE"} <= selection and special:
-        matcher = AnyPattern([matcher] + [ListPattern(b"", name) for name in special])
-    return dict(store.list(matcher))
+    def _existing(self, store, matcher):
+        """{name: attributes} of the mailboxes the patterns match.
 
+        With RECURSIVEMATCH and SPECIAL-USE a descendant outside the
+        patterns counts too, so the special-use names are looked up as well.
+        """
+        from imap.listpattern import AnyPattern, ListPattern
 
-def _select(existing, subscribed, matcher, selection, special):
-    """The names that satisfy every selection option (RFC 5258 §3), in listing order."""
-    names = subscribed if "SUBSCRIBED" in selection else existing
-    chosen = [name for name in names if matcher.matches(name)]
-    if "SPECIAL-USE" in selection:
-        chosen = [name for name in chosen if name in existing and name in special]
-    return chosen
+        if {"RECURSIVEMATCH", "SPECIAL-USE"} <= self.selection and self.special:
+            matcher = AnyPattern([matcher] + [ListPattern(b"", name) for name in self.special])
+        return dict(store.list(matcher))
 
+    def satisfies(self, name):
+        """True when the name meets every selection option (RFC 5258 §3)."""
+        if "SUBSCRIBED" in self.selection and name not in self.subscribed_set:
+            return False
+        return "SPECIAL-USE" not in self.selection or (
+            name in self.existing and name in self.special)
 
-def _childinfo_parents(existing, subscribed, matcher, selection, selected, special):
-    """RECURSIVEMATCH (RFC 5258 §3.5): matching names with a selected descendant not listed.
+    def selected(self, matcher):
+        """The matching names that satisfy the selection, in listing order."""
+        names = self.subscribed if "SUBSCRIBED" in self.selection else self.existing
+        return [name for name in names if matcher.matches(name) and self.satisfies(name)]
 
-    A descendant is selected when it is subscribed (and special-use, if that
-    is asked too). Only one that is not in this answer earns its ancestors a
-    CHILDINFO, so a parent whose selected children all appear is left out.
-    """
-    every = _select(existing, subscribed, _ANY_NAME, selection, special)
-    listed = set(selected)
-    parents = set()
-    for name in every:
-        if name not in listed:
-            parents.update(parent for parent in _parents(name) if matcher.matches(parent))
-    return parents
+    def childinfo_parents(self, matcher, selected):
+        """RECURSIVEMATCH (RFC 5258 §3.5): matching names with a selected descendant not listed.
 
+        Only a descendant missing from this answer earns its ancestors a
+        CHILDINFO, so a parent whose selected children all appear is left
+        out. RECURSIVEMATCH comes with SUBSCRIBED: descendants are subscribed.
+        """
+        if "RECURSIVEMATCH" not in self.selection:
+            return set()
+        listed = set(selected)
+        parents = set()
+        for name in self.subscribed:
+            if name not in listed and self.satisfies(name):
+                parents.update(parent for parent in _parents(name) if matcher.matches(parent))
+        return parents
 
-class _AnyName:
-    """A matcher that every name matches."""
-
-    @staticmethod
-    def matches(name):
-        return True
-
-
-_ANY_NAME = _AnyName()
-
-
-def _attributes(name, existing, subscribed, options, special):
-    """The name's attributes as this LIST asked for them."""
-    if name in existing:
-        attributes = set(existing[name]) | special.get(name, set())
-    else:
-        attributes = {NONEXISTENT}
-        if "CHILDREN" in options.returns:
-            # No directory: nothing can live below it in this store.
-            attributes.add(HAS_NO_CHILDREN)
-    if options.returns_subscribed() and name in subscribed:
-        attributes.add(SUBSCRIBED)
-    return attributes
+    def attributes(self, name):
+        """The name's attributes as this LIST asked for them."""
+        if name in self.existing:
+            attributes = set(self.existing[name]) | self.special.get(name, set())
+        else:
+            attributes = {NONEXISTENT}
+            if "CHILDREN" in self.options.returns:
+                attributes.add(HAS_NO_CHILDREN)  # no directory, so nothing below it
+        if self.options.returns_subscribed() and name in self.subscribed_set:
+            attributes.add(SUBSCRIBED)
+        return attributes
 
 
 def _send_status(session, name, items):
