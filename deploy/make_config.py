@@ -34,6 +34,7 @@ DESCRIPTIONS = {
     "pop3_inactivity_timeout": "seconds of silence after a POP3 login before autologout; at least 600 (RFC 1939)",
     "imap_inactivity_timeout": "seconds of silence after an IMAP login before autologout; at least 1800 (RFC 3501)",
     "imap_idle_timeout": "seconds one IMAP IDLE may last before autologout; at least 1800 (RFC 2177)",
+    "special_use": "IMAP folders LIST marks for clients (RFC 6154): Name=\\Attribute, ... with \\Sent \\Drafts \\Trash \\Junk \\Archive \\All \\Flagged; empty: none",
 }
 
 HEADER = """\

@@ -144,3 +144,31 @@ class ListPattern:
                 wildcard = found
         cut = self._collapsed.rfind(self.delimiter, 0, wildcard)
         return self._collapsed[:cut] if cut > 0 else b""
+
+
+class AnyPattern:
+    """Several ListPatterns as one, for RFC 5258's pattern lists: a name matches if any does.
+
+    It offers what a folder walk asks of a ListPattern, so one walk serves
+    all the patterns and lists each name once (RFC 5258 §3).
+    """
+
+    def __init__(self, patterns, delimiter=b"/"):
+        self.patterns = tuple(patterns)
+        self.delimiter = delimiter
+
+    def matches(self, name):
+        return any(pattern.matches(name) for pattern in self.patterns)
+
+    def may_descend(self, prefix):
+        return any(pattern.may_descend(prefix) for pattern in self.patterns)
+
+    def literal_prefix(self):
+        """The hierarchy levels every pattern's literal prefix starts with."""
+        prefixes = [pattern.literal_prefix().split(self.delimiter) for pattern in self.patterns]
+        common = []
+        for levels in zip(*prefixes):
+            if any(level != levels[0] for level in levels) or not levels[0]:
+                break
+            common.append(levels[0])
+        return self.delimiter.join(common)

@@ -105,58 +105,8 @@ def unsubscribe(session, command):
     return "UNSUBSCRIBE completed"
 
 
-def list_mailboxes(session, command):
-    """RFC 3501 §6.3.8 with CHILDREN (RFC 3348) attributes."""
-    reference, pattern = command.args
-    if not pattern:
-        root = reference.split(DELIMITER, 1)[0] + DELIMITER if DELIMITER in reference else b""
-        session.send_untagged(b'LIST (\\Noselect) "/" ' + wire.astring(root))
-        return "LIST completed"
-    for name, attributes in session.store.list(_pattern(reference, pattern)):
-        _send_list(session, b"LIST", name, attributes)
-    return "LIST completed"
-
-
-def lsub(session, command):
-    """RFC 3501 §6.3.9: subscribed names that match, existing or not."""
-    reference, pattern = command.args
-    matcher = _pattern(reference, pattern)
-    subscribed = session.store.subscriptions()
-    shown = set()
-    for name in subscribed:
-        if matcher.matches(name):
-            _send_list(session, b"LSUB", name, ())
-            continue
-        # A "%" that stops at a level above a subscribed name shows that level
-        # as \Noselect, unless it is itself subscribed (RFC 3501 §6.3.9).
-        for parent in _parents(name):
-            if parent not in shown and parent not in subscribed and matcher.matches(parent):
-                shown.add(parent)
-                _send_list(session, b"LSUB", parent, ("\\Noselect",))
-    return "LSUB completed"
-
-
-def _parents(name):
-    """`a/b/c` -> `a`, `a/b`."""
-    levels = name.split(DELIMITER)
-    return [DELIMITER.join(levels[:n]) for n in range(1, len(levels))]
-
-
-def _pattern(reference, pattern):
-    from imap.listpattern import ListPattern
-
-    try:
-        return ListPattern(reference, pattern)
-    except ValueError:
-        raise Bad("Mailbox pattern too long") from None
-
-
-def _send_list(session, word, name, attributes):
-    flags = " ".join(sorted(attributes)).encode()
-    session.send_untagged(word + b" (" + flags + b') "/" ' + wire.astring(name))
-
-
-_STATUS_ITEMS = ("MESSAGES", "RECENT", "UIDNEXT", "UIDVALIDITY", "UNSEEN")
+# RFC 3501 §6.3.10, and SIZE (RFC 8438).
+_STATUS_ITEMS = ("MESSAGES", "RECENT", "UIDNEXT", "UIDVALIDITY", "UNSEEN", "SIZE")
 
 
 def status(session, command):
@@ -165,20 +115,32 @@ def status(session, command):
     unknown = [item for item in items if item not in _STATUS_ITEMS]
     if unknown:
         raise Bad("Unknown status item %s" % unknown[0])
+    session.send_untagged(status_response(session, name, items))
+    return "STATUS completed"
+
+
+def status_response(session, name, items):
+    """The `STATUS name (item value ...)` line, for STATUS and LIST-STATUS (RFC 5819)."""
     mailbox = session.store.open_mailbox(name, readonly=True)
+    # The messages new to the selected mailbox are this session's \Recent
+    # ones: the file has them as seen by a session already (RFC 3501 §2.3.2).
+    view = session.selected if session.selected and session.selected.name == name else None
     try:
+        messages = mailbox.messages
         counts = {
-            "MESSAGES": len(mailbox.messages),
-            "RECENT": sum(1 for m in mailbox.messages if not m.flags & fmt.OLD),
-            "UIDNEXT": mailbox.uidnext,
-            "UIDVALIDITY": mailbox.uidvalidity,
-            "UNSEEN": sum(1 for m in mailbox.messages if not m.flags & fmt.SEEN),
+            "MESSAGES": lambda: len(messages),
+            "RECENT": lambda: (len(view.recent) if view else
+                               sum(1 for m in messages if not m.flags & fmt.OLD)),
+            "UIDNEXT": lambda: mailbox.uidnext,
+            "UIDVALIDITY": lambda: mailbox.uidvalidity,
+            "UNSEEN": lambda: sum(1 for m in messages if not m.flags & fmt.SEEN),
+            # RFC 8438 §2: the sum of the messages' RFC822.SIZE, metadata hidden.
+            "SIZE": lambda: sum(m.size for m in messages),
         }
+        values = b" ".join(b"%s %d" % (item.encode(), counts[item]()) for item in items)
     finally:
         mailbox.close()
-    values = b" ".join(b"%s %d" % (item.encode(), counts[item]) for item in items)
-    session.send_untagged(b"STATUS " + wire.astring(name) + b" (" + values + b")")
-    return "STATUS completed"
+    return b"STATUS " + wire.astring(name) + b" (" + values + b")"
 
 
 def append(session, command):

@@ -681,8 +681,15 @@ def rename_arguments(cursor):
     return old + mailbox_argument(cursor)
 
 
+def extended_list_arguments(cursor):
+    """LIST with RFC 5258 options and pattern lists: imap.parser_list keeps that grammar."""
+    from imap.parser_list import list_arguments as extended
+
+    return extended(cursor)
+
+
 def list_arguments(cursor):
-    """reference SP list-mailbox, both as sent (LIST patterns interpret them).
+    """LSUB: reference SP list-mailbox, both as sent (LIST patterns interpret them).
 
     RFC 3501 makes the reference a mailbox, but clients put wildcards in it
     too, so it is read as a list-mailbox; INBOX is left to the LIST matching.
@@ -693,7 +700,8 @@ def list_arguments(cursor):
     return reference, list_mailbox(cursor, "Missing mailbox pattern")
 
 
-_STATUS_ITEMS = frozenset(("MESSAGES", "RECENT", "UIDNEXT", "UIDVALIDITY", "UNSEEN"))
+# RFC 3501 §6.3.10 and SIZE (RFC 8438).
+_STATUS_ITEMS = frozenset(("MESSAGES", "RECENT", "UIDNEXT", "UIDVALIDITY", "UNSEEN", "SIZE"))
 
 
 def status_arguments(cursor):
@@ -883,7 +891,7 @@ _COMMANDS = {
     "SELECT": select_arguments,
     "EXAMINE": select_arguments,
     "RENAME": rename_arguments,
-    "LIST": list_arguments,
+    "LIST": extended_list_arguments,
     "LSUB": list_arguments,
     "STATUS": status_arguments,
     "APPEND": append_arguments,

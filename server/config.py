@@ -43,6 +43,39 @@ def _timeout(text):
     return value
 
 
+# RFC 6154 §2: the special-use attributes a mailbox may carry.
+SPECIAL_USE_ATTRIBUTES = ("\\All", "\\Archive", "\\Drafts", "\\Flagged", "\\Junk",
+                          "\\Sent", "\\Trash")
+# The names Thunderbird, Apple Mail and most phones create for these folders.
+DEFAULT_SPECIAL_USE = "Sent=\\Sent, Drafts=\\Drafts, Trash=\\Trash, Junk=\\Junk"
+
+
+def special_use_pairs(text):
+    """`Name=\\Attribute, ...` as ((name, attribute), ...); ValueError naming the bad item.
+
+    A name is the mailbox name in UTF-8, any case of INBOX meaning INBOX;
+    the attribute's case is ignored. A name may appear more than once to
+    carry several attributes, and several names may share one.
+    """
+    canonical = {attribute.lower(): attribute for attribute in SPECIAL_USE_ATTRIBUTES}
+    pairs = []
+    for item in text.split(","):
+        if not item.strip():
+            continue
+        name, sep, attribute = item.rpartition("=")
+        name, attribute = name.strip(), canonical.get(attribute.strip().lower())
+        if not sep or not name or attribute is None:
+            raise ValueError("expected Mailbox=\\Attribute (one of %s), not %r"
+                             % (" ".join(SPECIAL_USE_ATTRIBUTES), item.strip()))
+        pairs.append((name, attribute))
+    return tuple(pairs)
+
+
+def _special_use(text):
+    """Checked, and kept as text in one spelling, so the generated file reads it back equal."""
+    return ", ".join("%s=%s" % pair for pair in special_use_pairs(text))
+
+
 # name: (converter, default). Defaults give UW's layout and policy.
 SETTINGS = {
     "mail_location": (str, "mbox:~:INBOX=/var/spool/mail/%u"),
@@ -70,6 +103,7 @@ SETTINGS = {
     "pop3_inactivity_timeout": (_timeout, limits.POP3_IDLE_TIMEOUT),
     "imap_inactivity_timeout": (_timeout, limits.IMAP_IDLE_TIMEOUT),
     "imap_idle_timeout": (_timeout, limits.IMAP_IDLE_COMMAND_TIMEOUT),
+    "special_use": (_special_use, DEFAULT_SPECIAL_USE),
 }
 
 # name: (the least value a client may rely on, where that promise is made).

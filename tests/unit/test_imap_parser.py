@@ -7,6 +7,7 @@ import pytest
 from imap.command import AppendMessage, Command, FetchItem, ParseError, Section
 from imap.framing import CommandReady, Framer, LiteralAnnounced
 from imap.parser import MAX_ID_PAIRS, MAX_NESTING, parse_command
+from imap.parser_list import BASIC
 from server.limits import IMAP_MAX_LITERALS
 
 UTC = datetime.timezone.utc
@@ -64,15 +65,16 @@ VALID = [
     (b"a UNSUBSCRIBE {4}\r\nn\xc3\xa9w", command("UNSUBSCRIBE", b"n\xc3\xa9w")),
     (b"a RENAME old new", command("RENAME", b"old", b"new")),
     (b"a RENAME Inbox Old-In", command("RENAME", b"INBOX", b"Old-In")),
-    (b'a LIST "" *', command("LIST", b"", b"*")),
-    (b"a LIST ~/Mail/ %/a*]", command("LIST", b"~/Mail/", b"%/a*]")),
-    (b'a LIST inbox "%"', command("LIST", b"inbox", b"%")),
+    (b'a LIST "" *', command("LIST", b"", (b"*",), BASIC)),
+    (b"a LIST ~/Mail/ %/a*]", command("LIST", b"~/Mail/", (b"%/a*]",), BASIC)),
+    (b'a LIST inbox "%"', command("LIST", b"inbox", (b"%",), BASIC)),
     (b'a LSUB "#news." comp.%', command("LSUB", b"#news.", b"comp.%")),
-    (b"a LIST ~/Mail/% *", command("LIST", b"~/Mail/%", b"*")),
-    (b"a LIST {1}\r\n% {1}\r\n*", command("LIST", b"%", b"*")),
+    (b"a LIST ~/Mail/% *", command("LIST", b"~/Mail/%", (b"*",), BASIC)),
+    (b"a LIST {1}\r\n% {1}\r\n*", command("LIST", b"%", (b"*",), BASIC)),
     (b"a STATUS inbox (MESSAGES RECENT UIDNEXT UIDVALIDITY UNSEEN)",
      command("STATUS", b"INBOX", ("MESSAGES", "RECENT", "UIDNEXT", "UIDVALIDITY", "UNSEEN"))),
     (b"a status x (unseen)", command("STATUS", b"x", ("UNSEEN",))),
+    (b"a STATUS x (SIZE messages)", command("STATUS", b"x", ("SIZE", "MESSAGES"))),
     (b"a APPEND saved {3}\r\nabc",
      command("APPEND", b"saved", (AppendMessage((), None, b"abc"),))),
     (b"a APPEND saved () {0}\r\n", command("APPEND", b"saved", (AppendMessage((), None, b""),))),
@@ -319,7 +321,7 @@ ERRORS = [
     (b"a RENAME a", "a", "Missing mailbox name"),
     (b"a LIST", "a", "Missing reference name"),
     (b'a LIST ""', "a", "Missing mailbox pattern"),
-    (b'a LIST "" (x)', "a", "Missing mailbox pattern"),
+    (b'a LIST "" )', "a", "Missing mailbox pattern"),
     (b"a STATUS inbox", "a", "Missing status items"),
     (b"a STATUS inbox MESSAGES", "a", "Invalid status items"),
     (b"a STATUS inbox ()", "a", "Unknown status item"),

@@ -4,7 +4,7 @@ import time
 
 import pytest
 
-from imap.listpattern import MAX_PATTERN, ListPattern, collapse_wildcards, combine
+from imap.listpattern import MAX_PATTERN, AnyPattern, ListPattern, collapse_wildcards, combine
 
 # RFC 3501 §6.3.8's table of interpretations on a UNIX-based server.
 RFC_COMBINATIONS = [
@@ -176,3 +176,33 @@ def test_overlong_patterns_are_refused():
     ListPattern(b"", b"x" * MAX_PATTERN)
     with pytest.raises(ValueError):
         ListPattern(b"x" * MAX_PATTERN, b"y")
+
+
+def any_of(*patterns):
+    return AnyPattern([ListPattern(b"", pattern) for pattern in patterns])
+
+
+def test_any_pattern_matches_what_one_of_its_patterns_matches():
+    """RFC 5258 pattern lists: a name matches when any pattern does, INBOX included."""
+    patterns = any_of(b"INBOX", b"Work/%", b"*o")
+    assert [name for name in (b"INBOX", b"Work/a", b"Work/a/b", b"Moo", b"Ma", b"inbox")
+            if patterns.matches(name)] == [b"INBOX", b"Work/a", b"Moo", b"inbox"]
+
+
+def test_any_pattern_descends_where_any_pattern_can_match_below():
+    """A folder walk enters a directory when one of the patterns can match below it."""
+    patterns = any_of(b"Work/%", b"Home/x/*")
+    assert patterns.may_descend(b"Work") and patterns.may_descend(b"Home/x")
+    assert not patterns.may_descend(b"Play") and not patterns.may_descend(b"Work/a")
+
+
+@pytest.mark.parametrize("patterns, expected", [
+    ((b"a/b/c%", b"a/b/d"), b"a/b"),
+    ((b"a/b/%", b"a/c/%"), b"a"),
+    ((b"a/%", b"b/%"), b""),
+    ((b"a/b/%", b"*"), b""),
+    ((b"x/%",), b"x"),
+])
+def test_any_pattern_walks_from_the_levels_all_patterns_share(patterns, expected):
+    """The walk starts at the common literal levels, so no pattern's names are missed."""
+    assert any_of(*patterns).literal_prefix() == expected
