@@ -21,7 +21,8 @@ NOT_AUTHENTICATED, AUTHENTICATED, SELECTED, LOGOUT = (
 # Advertised after login, each only because it works (servers.md §3.1).
 AUTHENTICATED_CAPABILITIES = [
     b"IDLE", b"NAMESPACE", b"UIDPLUS", b"CHILDREN", b"UNSELECT", b"MULTIAPPEND",
-    b"MOVE", b"WITHIN", b"ESEARCH", b"SORT", b"THREAD=REFERENCES", b"THREAD=ORDEREDSUBJECT",
+    b"MOVE", b"WITHIN", b"ESEARCH", b"SEARCHRES", b"SORT", b"SORT=DISPLAY", b"ESORT",
+    b"CONTEXT=SEARCH", b"CONTEXT=SORT", b"THREAD=REFERENCES", b"THREAD=ORDEREDSUBJECT",
 ]
 
 # StoreError kind -> (RFC 5530 response code, text): the one place kinds become replies.
