@@ -81,11 +81,16 @@ class UpdateContexts:
     def full(self):
         return len(self.contexts) >= limits.IMAP_MAX_UPDATE_CONTEXTS
 
-    def add(self, tag, by_uid, criteria, charset, key, messages):
-        """Start updating the result `messages` (the MessageViews the command found)."""
+    def add(self, tag, by_uid, criteria, charset, key, messages, keys=None):
+        """Start updating the result `messages` (the MessageViews the command found).
+
+        `keys`, when the caller has them, are the messages' order keys in order.
+        """
         seen_uid = self.view.uids[-1] if self.view.uids else 0
         context = Context(tag, by_uid, criteria, charset, key, seen_uid)
-        context.keys = sorted(context.order_key(message) for message in messages)
+        if keys is None:
+            keys = sorted(context.order_key(message) for message in messages)
+        context.keys = list(keys)
         self.contexts[tag] = context
 
     def cancel(self, tag):

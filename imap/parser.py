@@ -5,6 +5,7 @@ delivers them (literals embedded as `{n}` CRLF octets, no final CRLF) and
 returns an imap.command.Command, or raises ParseError with a short text fit
 for a `BAD` reply. The grammar functions below carry the names of the RFC
 rules they read; each takes a Cursor and leaves it after what it read.
+The SEARCH, SORT and THREAD grammar lives in imap.parser_search.
 """
 
 from imap.command import SAVED_RESULT, AppendMessage, Command, FetchItem, ParseError, Section

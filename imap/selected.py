@@ -1,4 +1,4 @@
-"""Commands of the selected state (RFC 3501 §6.4), MOVE (RFC 6851), ESORT and CANCELUPDATE (RFC 5267)."""
+"""Commands of the selected state (RFC 3501 §6.4), MOVE (RFC 6851), CANCELUPDATE (RFC 5267)."""
 
 
 from imap import fetch as fetching
@@ -137,7 +137,7 @@ def search(session, command):
     """RFC 3501 §6.4.4; `* SEARCH`, or `* ESEARCH` when RETURN options were given (RFC 4731)."""
     charset, key, returns = command.args
     found = _search_or_forget(session, command, returns, charset, key)
-    _answer(session, command, returns, found, None, charset, key)
+    _answer(session, command, returns, found, None, charset, key, None)
     return "SEARCH completed"
 
 
@@ -147,12 +147,14 @@ def sort(session, command):
 
     criteria, charset, key, returns = command.args
     found = _search_or_forget(session, command, returns, charset, key)
+    keys = None
     if returns is None:
         found = sorting.sort(criteria, found)
     else:
-        # The keys an update context keeps order exactly as sorting.sort does.
-        found = sorted(found, key=lambda message: sorting.order_key(criteria, message))
-    _answer(session, command, returns, found, criteria, charset, key)
+        # The keys an update context keeps; they order exactly as sorting.sort does.
+        keyed = sorted((sorting.order_key(criteria, message), message) for message in found)
+        keys, found = [k for k, _ in keyed], [message for _, message in keyed]
+    _answer(session, command, returns, found, criteria, charset, key, keys)
     return "SORT completed"
 
 
@@ -169,8 +171,11 @@ def _search_or_forget(session, command, returns, charset, key):
         raise
 
 
-def _answer(session, command, returns, found, criteria, charset, key):
-    """The untagged results, then what RETURN asks to keep: `$` and an update context."""
+def _answer(session, command, returns, found, criteria, charset, key, keys):
+    """The untagged results, then what RETURN asks to keep: `$` and an update context.
+
+    `keys` are the SORT order keys of `found`, None for SEARCH.
+    """
     from imap import esearch, wire
 
     numbers = [m.uid if command.uid else m.seq for m in found]
@@ -191,7 +196,7 @@ def _answer(session, command, returns, found, criteria, charset, key):
                                   + b"] Too many update contexts")
         else:
             view.contexts.add(command.tag, command.uid, criteria,
-                              searching_charset(charset), key, found)
+                              searching_charset(charset), key, found, keys)
 
 
 def cancelupdate(session, command):
