@@ -13,8 +13,8 @@ is placed by bisection without the other members being read again.
 
 Only the messages that could have changed are searched again: new ones
 and those whose flags changed. A search key that depends on message
-numbers, on "*" or on `$` is evaluated again over the whole mailbox when
-anything changed, because an expunge or a new message moves what it names.
+numbers, on "*" or on `$` is evaluated again over the whole mailbox after
+an expunge, new mail or a new `$`, because those move what it names.
 OLDER/YOUNGER (RFC 5032) are evaluated only when a message changes, not
 as the clock runs.
 """
@@ -120,19 +120,21 @@ class UpdateContexts:
 
         Runs after EXISTS (RFC 5267 §4.3.3: ADDTO numbers must be valid).
         """
-        for context in self.contexts.values():
-            self._refresh(context)
+        if self.contexts:
+            # Under the read lock, so no rewrite moves message text being read.
+            with self.view.mailbox.reading():
+                for context in self.contexts.values():
+                    self._refresh(context)
         self.dirty.clear()
         self.moved = False
 
     def _refresh(self, context):
         view = self.view
         new = view.uids[bisect_right(view.uids, context.seen_uid):]
-        if context.positional:
-            if not (new or self.dirty or self.moved):
-                return
+        if context.positional and (new or self.moved):
             candidates = view.uids
         else:
+            # Flags alone never move numbers or "*": only the changed messages can change.
             candidates = sorted(set(new).union(u for u in self.dirty if view.number(u)))
         if not candidates:
             return

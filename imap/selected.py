@@ -165,7 +165,7 @@ def _search_or_forget(session, command, returns, charset, key):
         raise Bad("Tag reuse")  # RFC 5267 §4.3: updates are told apart by tag
     try:
         return _matching(session, charset, key)
-    except No:
+    except (No, StoreError):
         if "SAVE" in returns:
             session.selected.save(())
         raise

@@ -1,5 +1,6 @@
 """SEARCHRES, ESORT, CONTEXT and PARTIAL: their grammar, ESEARCH results and update contexts."""
 
+import contextlib
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -240,6 +241,14 @@ class FakeView:
         if message is not None:
             message.seq = number
         return message
+
+    @property
+    def mailbox(self):
+        return self
+
+    @contextlib.contextmanager
+    def reading(self):
+        yield
 
     def search_context(self, charset):
         from imap.search import SearchContext
