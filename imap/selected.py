@@ -148,12 +148,13 @@ def sort(session, command):
     criteria, charset, key, returns = command.args
     found = _search_or_forget(session, command, returns, charset, key)
     keys = None
-    if returns is None:
-        found = sorting.sort(criteria, found)
-    else:
-        # The keys an update context keeps; they order exactly as sorting.sort does.
-        keyed = sorted((sorting.order_key(criteria, message), message) for message in found)
-        keys, found = [k for k, _ in keyed], [message for _, message in keyed]
+    with session.selected.mailbox.reading():
+        if returns is None:
+            found = sorting.sort(criteria, found)
+        else:
+            # The keys an update context keeps; they order exactly as sorting.sort does.
+            keyed = sorted((sorting.order_key(criteria, message), message) for message in found)
+            keys, found = [k for k, _ in keyed], [message for _, message in keyed]
     _answer(session, command, returns, found, criteria, charset, key, keys)
     return "SORT completed"
 
