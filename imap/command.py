@@ -32,12 +32,14 @@ class Command:
     - LIST (reference: bytes, patterns: tuple of bytes, options: imap.parser_list.ListOptions)
     - STATUS (mailbox, items: tuple of str upper-case)
     - APPEND (mailbox, messages: tuple of AppendMessage)   (MULTIAPPEND: several)
-    - SEARCH (charset: str or None, key: search key, returns: tuple of str or None)
-      (returns: the RFC 4731 RETURN options MIN MAX ALL COUNT; None without RETURN)
+    - SEARCH (charset: str or None, key: search key, returns: ReturnOptions or None)
+      (None without RETURN)
     - FETCH (sequence_set, items: tuple of FetchItem)       macros ALL/FAST/FULL expanded
     - STORE (sequence_set, mode: "+", "-" or "", silent: bool, flags: tuple of str)
     - COPY, MOVE (sequence_set, mailbox)    EXPUNGE with uid=True: (sequence_set,)
-    - SORT (criteria: tuple of (reverse: bool, key: str), charset: str, key)
+    - SORT (criteria: tuple of (reverse: bool, key: str), charset: str, key,
+      returns: ReturnOptions or None)  (ESORT, RFC 5267 §3)
+    - CANCELUPDATE (tags: tuple of str)     (RFC 5267 §4.3.5)
     - THREAD (algorithm: str upper-case, charset: str, key)
     - ENABLE (capabilities: tuple of str upper-case)
     - ID (parameters: tuple of (name: bytes, value: bytes or None), or None for NIL)
@@ -58,6 +60,24 @@ class Command:
     def __eq__(self, other):
         return isinstance(other, Command) and (self.tag, self.name, self.args, self.uid) == (
             other.tag, other.name, other.args, other.uid)
+
+
+class ReturnOptions(tuple):
+    """The RETURN options of SEARCH or SORT: a tuple of upper-case str, each once.
+
+    MIN MAX ALL COUNT (RFC 4731), SAVE (RFC 5182), CONTEXT UPDATE PARTIAL
+    (RFC 5267); `RETURN ()` is ("ALL",). With PARTIAL, `partial` holds its
+    range as written, (first, last): both positive, or both negative for
+    the RFC 9394 count-from-the-end form (-1 is the last result).
+    """
+
+    def __new__(cls, options, partial=None):
+        self = super().__new__(cls, options)
+        self.partial = partial
+        return self
+
+    def __repr__(self):
+        return "ReturnOptions(%s, partial=%r)" % (tuple.__repr__(self), self.partial)
 
 
 class AppendMessage:
@@ -135,6 +155,7 @@ class FetchItem:
 # A sequence set is a tuple of (low, high) ranges; None stands for "*".
 # `2,4:7,9:*` -> ((2, 2), (4, 7), (9, None)); ranges are kept as written
 # (`7:4` stays (7, 4)); imap.sequence resolves them against a mailbox.
+# `$` (RFC 5182), the messages the last SEARCH RETURN (SAVE) kept, is SAVED_RESULT.
 #
 # A search key is a tuple whose first item is the upper-case key name:
 #   ("ALL",) ("ANSWERED",) ... every flag key without arguments
@@ -146,3 +167,6 @@ class FetchItem:
 #   ("UID", sequence_set) ("SEQ", sequence_set)
 #   ("NOT", key) ("OR", key, key) ("AND", (key, ...))
 # Several keys in a row (at top level or in parentheses) become one "AND".
+
+# The sequence set `$`: the session's saved search result (RFC 5182 §2.1).
+SAVED_RESULT = "$"

@@ -164,6 +164,7 @@ COMMANDS = {
     "EXPUNGE": Entry(_later("selected", "expunge"), (SELECTED,)),
     "SEARCH": Entry(_later("selected", "search"), (SELECTED,), allows_expunge=False),
     "SORT": Entry(_later("selected", "sort"), (SELECTED,), allows_expunge=False),
+    "CANCELUPDATE": Entry(_later("selected", "cancelupdate"), (SELECTED,)),
     "THREAD": Entry(_later("selected", "thread"), (SELECTED,), allows_expunge=False),
     "FETCH": Entry(_later("selected", "fetch"), (SELECTED,), allows_expunge=False),
     "STORE": Entry(_later("selected", "store"), (SELECTED,), allows_expunge=False),

@@ -5,9 +5,10 @@ delivers them (literals embedded as `{n}` CRLF octets, no final CRLF) and
 returns an imap.command.Command, or raises ParseError with a short text fit
 for a `BAD` reply. The grammar functions below carry the names of the RFC
 rules they read; each takes a Cursor and leaves it after what it read.
+The SEARCH, SORT and THREAD grammar lives in imap.parser_search.
 """
 
-from imap.command import AppendMessage, Command, FetchItem, ParseError, Section
+from imap.command import SAVED_RESULT, AppendMessage, Command, FetchItem, ParseError, Section
 from server.limits import IMAP_MAX_LITERALS
 
 # Limits on what a client controls (ARCHITECTURE "Errors and bad input"); the
@@ -399,7 +400,14 @@ def zone(cursor, invalid):
 
 
 def sequence_set(cursor):
-    """sequence-set as a tuple of (low, high) ranges, None for "*" (see imap.command)."""
+    """sequence-set as a tuple of (low, high) ranges, None for "*" (see imap.command).
+
+    `$` alone is the saved search result, SAVED_RESULT (RFC 5182 §4: seq-last-command).
+    """
+    if cursor.skip(b"$"):
+        if cursor.peek() not in (b"", b" ", b")"):
+            raise cursor.fail("Invalid sequence set")
+        return SAVED_RESULT
     ranges = [seq_range(cursor)]
     while cursor.skip(b","):
         ranges.append(seq_range(cursor))
@@ -421,113 +429,6 @@ def seq_number(cursor):
     if cursor.skip(b"*"):
         return None
     return nz_number(cursor, "Invalid sequence set")
-
-
-# -- SEARCH (RFC 3501 §6.4.4, RFC 5032) ----------------------------------------------
-
-_FLAG_KEYS = frozenset((
-    "ALL", "ANSWERED", "DELETED", "DRAFT", "FLAGGED", "NEW", "OLD", "RECENT", "SEEN",
-    "UNANSWERED", "UNDELETED", "UNDRAFT", "UNFLAGGED", "UNSEEN"))
-_STRING_KEYS = frozenset(("BCC", "BODY", "CC", "FROM", "SUBJECT", "TEXT", "TO"))
-_DATE_KEYS = frozenset(("BEFORE", "ON", "SINCE", "SENTBEFORE", "SENTON", "SENTSINCE"))
-
-
-def search_key(cursor):
-    """One search-key as the tuple imap.command describes."""
-    cursor.enter()
-    first = cursor.peek()
-    if first == b"(":
-        key = conjunction(parenthesised(cursor, search_key, "Invalid search key"))
-    elif first == b"*" or first.isdigit():
-        key = ("SEQ", sequence_set(cursor))
-    else:
-        key = _search_word(cursor, cursor.word())
-    cursor.leave()
-    return key
-
-
-def _search_word(cursor, name):
-    if name in _FLAG_KEYS:
-        return (name,)
-    if not name:
-        raise cursor.fail("Missing search key")
-    argument = _SEARCH_ARGUMENTS.get(name)
-    if argument is None:
-        raise cursor.fail("Invalid search key")
-    cursor.space("Missing search argument")
-    return argument(cursor, name)
-
-
-def _string_key(cursor, name):
-    return (name, astring(cursor, "Missing search argument"))
-
-
-def _date_key(cursor, name):
-    return (name, date(cursor))
-
-
-def _size_key(cursor, name):
-    return (name, number(cursor, "Invalid number"))
-
-
-def _interval_key(cursor, name):
-    """OLDER / YOUNGER nz-number, seconds (RFC 5032 §3)."""
-    return (name, nz_number(cursor, "Invalid interval"))
-
-
-def _keyword_key(cursor, name):
-    return (name, atom(cursor, "Invalid keyword").decode("ascii"))
-
-
-def _header_key(cursor, name):
-    field = astring(cursor, "Missing header field name").upper()
-    cursor.space("Missing search argument")
-    return (name, field, astring(cursor, "Missing search argument"))
-
-
-def _uid_key(cursor, name):
-    return (name, sequence_set(cursor))
-
-
-def _not_key(cursor, name):
-    return (name, search_key(cursor))
-
-
-def _or_key(cursor, name):
-    first = search_key(cursor)
-    cursor.space("Missing second search key of OR")
-    return (name, first, search_key(cursor))
-
-
-_SEARCH_ARGUMENTS = {
-    **{name: _string_key for name in _STRING_KEYS},
-    **{name: _date_key for name in _DATE_KEYS},
-    "LARGER": _size_key, "SMALLER": _size_key,
-    "OLDER": _interval_key, "YOUNGER": _interval_key,
-    "KEYWORD": _keyword_key, "UNKEYWORD": _keyword_key,
-    "HEADER": _header_key, "UID": _uid_key, "NOT": _not_key, "OR": _or_key,
-}
-
-
-def conjunction(keys):
-    """Keys in a row mean all of them: one key as itself, several as ("AND", keys)."""
-    return keys[0] if len(keys) == 1 else ("AND", tuple(keys))
-
-
-def search_criteria(cursor):
-    """1*(SP search-key) to the end of the command, as one key."""
-    if cursor.at_end():
-        raise cursor.fail("Missing search criteria")
-    return conjunction(space_separated(cursor, search_key, "Invalid search key"))
-
-
-def charset(cursor):
-    """A charset name (astring; atom / quoted in RFC 5256) as an upper-case str."""
-    value = astring(cursor, "Missing charset")
-    try:
-        return value.decode("ascii").upper()
-    except UnicodeDecodeError:
-        raise cursor.fail("Invalid charset") from None
 
 
 # -- FETCH (RFC 3501 §6.4.5, RFC 3516) -------------------------------------------------
@@ -739,34 +640,6 @@ def append_message(cursor):
     return AppendMessage(flags, internal_date, literal(cursor, binary))
 
 
-def search_arguments(cursor):
-    """[search-return-opts] [SP "CHARSET" SP astring] 1*(SP search-key): (charset, key, returns)."""
-    cursor.eight_bit = True
-    returns = None
-    if cursor.data[cursor.pos:cursor.pos + 8].upper() == b" RETURN ":
-        cursor.pos += 8
-        returns = search_return_opts(cursor)
-    found = None
-    if cursor.data[cursor.pos:cursor.pos + 9].upper() == b" CHARSET ":
-        cursor.pos += 9
-        found = charset(cursor)
-    return found, search_criteria(cursor), returns
-
-
-def search_return_opts(cursor):
-    """ "(" [search-return-opt *(SP search-return-opt)] ")" (RFC 4731 §3); () means ALL."""
-    if cursor.skip(b"()"):
-        return ("ALL",)
-    options = parenthesised(cursor, lambda c: c.word(), "Invalid RETURN options")
-    if any(option not in _SEARCH_RETURN_OPTIONS for option in options):
-        raise cursor.fail("Unknown RETURN option")
-    return tuple(dict.fromkeys(options))
-
-
-# RFC 4731 ESEARCH result options (SAVE, RFC 5182, is not offered).
-_SEARCH_RETURN_OPTIONS = ("MIN", "MAX", "ALL", "COUNT")
-
-
 def sequence_set_argument(cursor):
     cursor.space("Missing sequence set")
     return sequence_set(cursor)
@@ -812,38 +685,31 @@ def uid_expunge_arguments(cursor):
     return (sequence_set_argument(cursor),)
 
 
-_SORT_KEYS = frozenset((
-    "ARRIVAL", "CC", "DATE", "FROM", "SIZE", "SUBJECT", "TO", "DISPLAYFROM", "DISPLAYTO"))
+# SEARCH, SORT and THREAD have their own grammar module, loaded by the first of them.
+
+
+def search_arguments(cursor):
+    from imap import parser_search
+
+    return parser_search.search_arguments(cursor)
 
 
 def sort_arguments(cursor):
-    """SP sort-criteria SP charset 1*(SP search-key) (RFC 5256, RFC 5957)."""
-    cursor.eight_bit = True
-    cursor.space("Missing sort criteria")
-    criteria = parenthesised(cursor, sort_criterion, "Invalid sort criteria")
-    cursor.space("Missing charset")
-    return criteria, charset(cursor), search_criteria(cursor)
+    from imap import parser_search
 
-
-def sort_criterion(cursor):
-    """["REVERSE" SP] sort-key"""
-    key = cursor.word()
-    reverse = key == "REVERSE"
-    if reverse:
-        cursor.space("Invalid sort criteria")
-        key = cursor.word()
-    if key not in _SORT_KEYS:
-        raise cursor.fail("Invalid sort criteria")
-    return reverse, key
+    return parser_search.sort_arguments(cursor)
 
 
 def thread_arguments(cursor):
-    """SP thread-alg SP charset 1*(SP search-key) (RFC 5256)."""
-    cursor.eight_bit = True
-    cursor.space("Missing thread algorithm")
-    algorithm = atom(cursor, "Missing thread algorithm").decode("ascii").upper()
-    cursor.space("Missing charset")
-    return algorithm, charset(cursor), search_criteria(cursor)
+    from imap import parser_search
+
+    return parser_search.thread_arguments(cursor)
+
+
+def cancelupdate_arguments(cursor):
+    from imap import parser_search
+
+    return parser_search.cancelupdate_arguments(cursor)
 
 
 def enable_arguments(cursor):
@@ -903,6 +769,7 @@ _COMMANDS = {
     "SORT": sort_arguments,
     "THREAD": thread_arguments,
     "ENABLE": enable_arguments,
+    "CANCELUPDATE": cancelupdate_arguments,
     "ID": id_arguments,
 }
 

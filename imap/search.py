@@ -27,6 +27,8 @@ import operator
 import re
 from datetime import datetime, timedelta, timezone
 
+from imap.command import SAVED_RESULT
+
 SUPPORTED_CHARSETS = ("US-ASCII", "UTF-8")
 
 # Test costs: an AND list evaluates cheaper tests first.
@@ -81,14 +83,15 @@ class SearchContext:
     `max_seq` and `max_uid` are what "*" means in sequence sets (the highest
     sequence number and UID in the mailbox); `now` is the server's time for
     OLDER/YOUNGER (RFC 5032), the current time if not given; `charset` is a
-    name returned by check_charset.
+    name returned by check_charset; `saved` the UIDs that `$` names (RFC 5182).
     """
 
-    __slots__ = ("max_seq", "max_uid", "now", "charset")
+    __slots__ = ("max_seq", "max_uid", "now", "charset", "saved")
 
-    def __init__(self, max_seq, max_uid, now=None, charset="US-ASCII"):
+    def __init__(self, max_seq, max_uid, now=None, charset="US-ASCII", saved=frozenset()):
         self.max_seq, self.max_uid, self.charset = max_seq, max_uid, charset
         self.now = now if now is not None else datetime.now(timezone.utc)
+        self.saved = saved
 
 
 def matches(key, message, context):
@@ -220,7 +223,13 @@ def _number_test(name, number, context):
 
 
 def _sequence_set_test(name, ranges, context):
-    """UID and message-number sets; "*" is the highest in the mailbox (RFC 3501 §9)."""
+    """UID and message-number sets; "*" is the highest in the mailbox (RFC 3501 §9).
+
+    `$` names the same messages as a number set and as a UID set (RFC 5182 §2.1).
+    """
+    if ranges == SAVED_RESULT:
+        saved = context.saved
+        return lambda view: view.message.uid in saved
     if name == "UID":
         return lambda view: _in_sequence_set(view.message.uid, ranges, context.max_uid)
     return lambda view: _in_sequence_set(view.message.seq, ranges, context.max_seq)

@@ -1,4 +1,4 @@
-"""Commands of the selected state (RFC 3501 §6.4) and IDLE (RFC 2177), MOVE (RFC 6851)."""
+"""Commands of the selected state (RFC 3501 §6.4), MOVE (RFC 6851), CANCELUPDATE (RFC 5267)."""
 
 
 from imap import fetch as fetching
@@ -96,6 +96,7 @@ def _mark_seen(view, targets):
             unseen.add(uid)
     if unseen:
         view.mailbox.store_flags(unseen, "+", fmt.SEEN, ())
+        view.contexts.touched(unseen)
     return unseen
 
 
@@ -113,6 +114,7 @@ def store(session, command):
     targets = view.resolve(sequence_set, command.uid)
     bits, keywords = split_flags(names)
     view.mailbox.store_flags([uid for _, uid in targets], mode, bits, keywords)
+    view.contexts.touched(uid for _, uid in targets)
     view.report_keywords()
     missing = 0
     for number, uid in targets:
@@ -134,32 +136,77 @@ def store(session, command):
 def search(session, command):
     """RFC 3501 §6.4.4; `* SEARCH`, or `* ESEARCH` when RETURN options were given (RFC 4731)."""
     charset, key, returns = command.args
-    found = [m.uid if command.uid else m.seq for m in _matching(session, charset, key)]
-    if returns is None:
-        session.send(b"* SEARCH" + b"".join(b" %d" % n for n in found) + b"\r\n")
-    else:
-        session.send(_esearch_response(command, returns, found) + b"\r\n")
+    found = _search_or_forget(session, command, returns, charset, key)
+    _answer(session, command, returns, found, None, charset, key, None)
     return "SEARCH completed"
 
 
-def _esearch_response(command, returns, found):
-    """`* ESEARCH (TAG "t") [UID] MIN n MAX n COUNT n ALL set`; empty results only COUNT."""
-    from imap import wire
-    from imap.sequence import format_uid_set
+def sort(session, command):
+    """RFC 5256 SORT; with RETURN options ESORT (RFC 5267 §3), ordered ESEARCH results."""
+    from imap import sort as sorting
 
-    parts = [b"* ESEARCH (TAG " + wire.string(command.tag) + b")"]
-    if command.uid:
-        parts.append(b"UID")
-    for option in returns:
-        if option == "COUNT":
-            parts.append(b"COUNT %d" % len(found))
-        elif found and option == "MIN":
-            parts.append(b"MIN %d" % found[0])
-        elif found and option == "MAX":
-            parts.append(b"MAX %d" % found[-1])
-        elif found and option == "ALL":
-            parts.append(b"ALL " + format_uid_set(found))
-    return b" ".join(parts)
+    criteria, charset, key, returns = command.args
+    found = _search_or_forget(session, command, returns, charset, key)
+    keys = None
+    with session.selected.mailbox.reading():
+        if returns is None:
+            found = sorting.sort(criteria, found)
+        else:
+            # The keys an update context keeps; they order exactly as sorting.sort does.
+            keyed = sorted((sorting.order_key(criteria, message), message) for message in found)
+            keys, found = [k for k, _ in keyed], [message for _, message in keyed]
+    _answer(session, command, returns, found, criteria, charset, key, keys)
+    return "SORT completed"
+
+
+def _search_or_forget(session, command, returns, charset, key):
+    """The matching messages; a SAVE search that fails leaves `$` empty (RFC 5182 §2.1)."""
+    returns = returns or ()
+    if "UPDATE" in returns and command.tag in session.selected.contexts:
+        raise Bad("Tag reuse")  # RFC 5267 §4.3: updates are told apart by tag
+    try:
+        return _matching(session, charset, key)
+    except (No, StoreError):
+        if "SAVE" in returns:
+            session.selected.save(())
+        raise
+
+
+def _answer(session, command, returns, found, criteria, charset, key, keys):
+    """The untagged results, then what RETURN asks to keep: `$` and an update context.
+
+    `keys` are the SORT order keys of `found`, None for SEARCH.
+    """
+    from imap import esearch, wire
+
+    numbers = [m.uid if command.uid else m.seq for m in found]
+    if returns is None:
+        name = b"SEARCH" if criteria is None else b"SORT"
+        session.send(b"* " + name + b"".join(b" %d" % n for n in numbers) + b"\r\n")
+        return
+    view = session.selected
+    if esearch.wants_response(returns):
+        session.send_untagged(esearch.response(command.tag, command.uid, returns, numbers,
+                                               ordered=criteria is not None))
+    if "SAVE" in returns:
+        view.save(esearch.saved(returns, [m.uid for m in found]))
+    if "UPDATE" in returns:
+        if view.contexts.full():
+            # RFC 5267 §4.3.1: the search itself still succeeds.
+            session.send_untagged(b"NO [NOUPDATE " + wire.string(command.tag)
+                                  + b"] Too many update contexts")
+        else:
+            view.contexts.add(command.tag, command.uid, criteria,
+                              searching_charset(charset), key, found, keys)
+
+
+def cancelupdate(session, command):
+    """RFC 5267 §4.3.5: stop the updates of the searches with these tags."""
+    (tags,) = command.args
+    unknown = [tag for tag in tags if not session.selected.contexts.cancel(tag)]
+    if unknown:
+        raise No("No update context has that tag")
+    return "CANCELUPDATE completed"
 
 
 def _matching(session, charset, key):
@@ -167,27 +214,20 @@ def _matching(session, charset, key):
     from imap import search as searching
 
     view = session.selected
-    try:
-        charset = searching.check_charset(charset)
-    except searching.BadCharset:
-        raise No("Unsupported charset", "BADCHARSET (US-ASCII UTF-8)") from None
-    context = searching.SearchContext(
-        max_seq=len(view.uids), max_uid=view.uids[-1] if view.uids else 0,
-        now=_now(), charset=charset)
+    context = view.search_context(searching_charset(charset))
     with view.mailbox.reading():
         messages = [m for m in (view.view_of(n, u) for n, u in enumerate(view.uids, 1)) if m]
         return searching.search(key, messages, context)
 
 
-def sort(session, command):
-    """RFC 5256 SORT."""
-    from imap import sort as sorting
+def searching_charset(charset):
+    """The canonical charset name, or NO [BADCHARSET] (RFC 3501 §6.4.4)."""
+    from imap import search as searching
 
-    criteria, charset, key = command.args
-    found = sorting.sort(criteria, _matching(session, charset, key))
-    session.send(b"* SORT" + b"".join(
-        b" %d" % (m.uid if command.uid else m.seq) for m in found) + b"\r\n")
-    return "SORT completed"
+    try:
+        return searching.check_charset(charset)
+    except searching.BadCharset:
+        raise No("Unsupported charset", "BADCHARSET (US-ASCII UTF-8)") from None
 
 
 def thread(session, command):
@@ -260,12 +300,6 @@ def open_target(session, name):
         if error.kind == StoreError.NOT_FOUND:
             raise No("Mailbox does not exist", "TRYCREATE") from None
         raise
-
-
-def _now():
-    import datetime
-
-    return datetime.datetime.now(datetime.timezone.utc)
 
 
 _FLAGS_ITEM = FetchItem("FLAGS")

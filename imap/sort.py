@@ -42,6 +42,38 @@ def sort(criteria, messages):
     return [message for message, _ in rows]
 
 
+def order_key(criteria, message):
+    """A key that orders messages as sort(criteria) does, for inserting into a sorted result.
+
+    Ties fall back to the UID, which runs in mailbox order; an update context
+    (RFC 5267 §4.3) keeps these keys so a new message finds its place
+    without the others being read again.
+    """
+    needs_header = any(name not in ("ARRIVAL", "SIZE") for _, name in criteria)
+    fields = header_fields(message.header()) if needs_header else []
+    parts = []
+    for reverse, name in criteria:
+        value = _SORT_KEYS[name](message, fields)
+        parts.append(_Descending(value) if reverse else value)
+    parts.append(message.uid)
+    return tuple(parts)
+
+
+class _Descending:
+    """A sort key value that orders in reverse (REVERSE in a key tuple)."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value):
+        self.value = value
+
+    def __eq__(self, other):
+        return self.value == other.value
+
+    def __lt__(self, other):
+        return other.value < self.value
+
+
 def sent_time(message, fields):
     """RFC 5256 §2.2 sent date as a UTC timestamp: the Date: header, else INTERNALDATE."""
     sent = header_date(next(field_values(fields, "date"), ""))

@@ -8,6 +8,8 @@ IMAP allows it.
 
 import datetime
 
+from imap.command import SAVED_RESULT
+from imap.contexts import UpdateContexts
 from mailstore import StoreError
 from mailstore import mboxformat as fmt
 
@@ -116,6 +118,10 @@ class SelectedMailbox:
         self.uidvalidity = 0
         self.keywords = []
         self.expunge_deferred = False
+        # RFC 5182: `$`, the UIDs the last SEARCH RETURN (SAVE) kept; a new
+        # SELECT starts a new SelectedMailbox, which resets it to empty.
+        self.saved = frozenset()
+        self.contexts = UpdateContexts(self)
 
     def open(self):
         """Claim \\Recent for new mail and take the current messages as the numbering."""
@@ -145,6 +151,9 @@ class SelectedMailbox:
         from imap import sequence
         from imap.session import Bad
 
+        if sequence_set == SAVED_RESULT:
+            # The same messages by number or by UID; expunged ones are no longer in it.
+            return [(n, u) for n, u in enumerate(self.uids, 1) if u in self.saved]
         if by_uid:
             wanted = sequence.resolve_uids(sequence_set, self.uids)
             return [(self.number(uid), uid) for uid in wanted]
@@ -160,6 +169,18 @@ class SelectedMailbox:
         return None if stored is None else MessageView(self.mailbox, stored, number,
                                                        uid in self.recent)
 
+    def search_context(self, charset):
+        """What SEARCH needs to know of this mailbox: "*", `$`, the time, the charset."""
+        from imap.search import SearchContext
+
+        return SearchContext(max_seq=len(self.uids), max_uid=self.uids[-1] if self.uids else 0,
+                             charset=charset, saved=self.saved)
+
+    def save(self, uids):
+        """Make uids the saved search result `$` (RFC 5182 §2.1)."""
+        self.saved = frozenset(uids)
+        self.contexts.renumbered()
+
     def require_writable(self):
         from imap.session import No
 
@@ -172,20 +193,24 @@ class SelectedMailbox:
         """EXPUNGE, EXISTS/RECENT and FETCH FLAGS for what changed (RFC 3501 §7.4.1, §5.2)."""
         try:
             self.mailbox.refresh()
-            if self.mailbox.stamp == self.stamp and not (allow_expunge and self.expunge_deferred):
-                return
-            if self.mailbox.uidvalidity != self.uidvalidity:
-                self.lost_uidvalidity()
-            self.report_keywords()
-            gone = [u for u in self.uids if self.mailbox.by_uid(u) is None]
-            if allow_expunge:
-                self.report_expunged(gone)
-            self.expunge_deferred = bool(gone) and not allow_expunge
-            self.report_new_mail()
-            self.report_flag_changes()
+            if self.mailbox.stamp != self.stamp or (allow_expunge and self.expunge_deferred):
+                self.report_mailbox_changes(allow_expunge)
+            # After EXISTS, so ADDTO numbers are valid (RFC 5267 §4.3.3).
+            self.contexts.refresh()
         except StoreError as error:
             self.session.log("warning", "cannot check mailbox for changes user=%s: %s"
                              % (self.session.user_name, error))
+
+    def report_mailbox_changes(self, allow_expunge):
+        if self.mailbox.uidvalidity != self.uidvalidity:
+            self.lost_uidvalidity()
+        self.report_keywords()
+        gone = [u for u in self.uids if self.mailbox.by_uid(u) is None]
+        if allow_expunge:
+            self.report_expunged(gone)
+        self.expunge_deferred = bool(gone) and not allow_expunge
+        self.report_new_mail()
+        self.report_flag_changes()
 
     def report_keywords(self):
         """New keywords change FLAGS and PERMANENTFLAGS (RFC 3501 §7.2.6; UW sends both)."""
@@ -209,6 +234,8 @@ class SelectedMailbox:
         gone = set(uids)
         if not gone:
             return
+        # REMOVEFROM goes first, while its message numbers are valid (RFC 5267 §4.3.4).
+        self.contexts.expunging(gone)
         for number in range(len(self.uids), 0, -1):
             if self.uids[number - 1] in gone:
                 self.session.send(b"* %d EXPUNGE\r\n" % number)
@@ -236,5 +263,6 @@ class SelectedMailbox:
             if self.reported.get(uid, now) != now:
                 self.session.send(b"* %d FETCH (%s)\r\n" % (
                     number, flags_item(now[0], now[1], uid in self.recent)))
+                self.contexts.touched((uid,))
             self.reported[uid] = now
         self.stamp = self.mailbox.stamp

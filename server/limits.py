@@ -51,3 +51,6 @@ IMAP_LITERAL_TIMEOUT = 300
 # seconds"; UW polls every 60 s) and how often it reassures NAT boxes (UW: 2 min).
 IDLE_POLL_INTERVAL = 2
 IDLE_KEEPALIVE = 120
+# RFC 5267 §4.3.1: at least one updating search context per client; each one is
+# searched again on every change to the mailbox, so a session keeps a handful.
+IMAP_MAX_UPDATE_CONTEXTS = 8

@@ -370,6 +370,45 @@ def test_imaplib_two_sessions_see_each_others_changes(mail_setup, start_imap):
     assert mail_setup.spool_messages() == mail_setup.messages[1:]
 
 
+def test_imaplib_saved_results_sorted_results_and_updates(mail_setup, start_imap):
+    """imaplib drives SEARCHRES `$`, ESORT and CONTEXT=SEARCH updates on a real spool, then plain SEARCH still works."""
+    listener = start_imap(mail_setup.config_path)
+    client = imap_login(listener, mail_setup)
+    advertised = ok(client.capability())[0].split()
+    for name in (b"SEARCHRES", b"ESORT", b"CONTEXT=SEARCH", b"CONTEXT=SORT", b"SORT=DISPLAY"):
+        assert name in advertised
+    count = open_mailbox(client, "INBOX")
+    grace = [uid for uid, message in enumerate(mail_setup.messages, 1)
+             if "grace@example.net" in str(parsed(message)["From"])]
+    assert grace and len(grace) < count
+    ok(client.uid("SEARCH", "RETURN", "(SAVE)", "FROM", "grace@example.net"))
+    assert sorted(item["UID"] for item in fetch_all(client, "(UID)", "$").values()) == grace
+    ok(client.uid("SORT", "RETURN", "(ALL COUNT)", "(REVERSE ARRIVAL)", "UTF-8", "UID", "$"))
+    esort = client.response("ESEARCH")[1][-1].decode()
+    dates = {uid: email.utils.parsedate_to_datetime(str(parsed(mail_setup.messages[uid - 1])["Date"]))
+             for uid in grace}
+    newest_first = sorted(grace, key=lambda uid: (-dates[uid].timestamp(), uid))
+    assert esort == '(TAG "%s") UID ALL %s COUNT %d' % (
+        client.tagpre.decode() + str(client.tagnum - 1), ",".join(map(str, newest_first)),
+        len(grace))
+    ok(client.uid("SEARCH", "RETURN", "(UPDATE COUNT)", "UNSEEN"))
+    update_tag = client.tagpre.decode() + str(client.tagnum - 1)
+    assert client.response("ESEARCH")[1][-1] == b'(TAG "%s") UID COUNT %d' % (
+        update_tag.encode(), count)
+    mail_setup.append(1)
+    ok(client.noop())
+    assert client.response("ESEARCH")[1][-1] == b'(TAG "%s") UID ADDTO (0 %d)' % (
+        update_tag.encode(), count + 1)
+    ok(client.store("1", "+FLAGS", "(\\Seen)"))
+    assert client.response("ESEARCH")[1][-1] == b'(TAG "%s") UID REMOVEFROM (0 1)' % (
+        update_tag.encode())
+    ok(client.xatom("CANCELUPDATE", '"%s"' % update_tag))
+    ok(client.store("2", "+FLAGS", "(\\Seen)"))
+    assert client.response("ESEARCH") == ("ESEARCH", [None])
+    assert ok(client.search(None, "UNSEEN"))[0].split() == [b"%d" % n for n in range(3, count + 2)]
+    client.logout()
+
+
 @needs_program("procmail")
 def test_imaplib_idle_reports_mail_procmail_delivers(mail_setup, start_imap, tmp_path):
     """During IDLE, mail procmail appends to the spool is announced as `* 13 EXISTS` and then fetched intact."""
