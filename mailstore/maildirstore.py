@@ -162,21 +162,20 @@ class MaildirStore:
             self._move_inbox_messages(new)
             return
         old_path, new_path = self.path(old), self.path(new)
-        if not os.path.isdir(old_path):
-            raise StoreError(StoreError.NOT_FOUND, "Mailbox does not exist")
-        if os.path.lexists(new_path):
-            raise StoreError(StoreError.EXISTS, "Target mailbox already exists")
         if new.startswith(old + DELIMITER):
             raise _refuse("Can't rename a mailbox into itself")
-        moves = [(old_path, new_path)]
+        moves = [(old_path, new_path)] if os.path.isdir(old_path) else []
         if not self.fs_layout:
+            # Inferiors are directories of their own: `.old.x` becomes `.new.x`.
             prefix = "." + os.fsdecode(old.replace(DELIMITER, b".")) + "."
-            target = "." + os.fsdecode(new.replace(DELIMITER, b".")) + "."
+            renamed = "." + os.fsdecode(new.replace(DELIMITER, b".")) + "."
             moves += [(os.path.join(self.location.root, entry),
-                       os.path.join(self.location.root, target + entry[len(prefix):]))
+                       os.path.join(self.location.root, renamed + entry[len(prefix):]))
                       for entry in sorted(os.listdir(self.location.root)) if entry.startswith(prefix)]
-        else:
+        elif moves:
             os.makedirs(os.path.dirname(new_path), mode=0o700, exist_ok=True)
+        if not moves:
+            raise StoreError(StoreError.NOT_FOUND, "Mailbox does not exist")
         for source, target in moves:
             if os.path.lexists(target):
                 raise StoreError(StoreError.EXISTS, "Target mailbox already exists")
