@@ -4,7 +4,7 @@ Every change is one atomic rename, link or unlink, so a kill -9 at any
 instant leaves every message in new/ or cur/ whole:
 
 - delivery (APPEND, COPY): write tmp/NAME and sync it, then rename it into
-  new/ (no flags: \\Recent) or cur/NAME:2,FLAGS, as procmail and Dovecot do;
+  new/ (\\Recent; NAME:2,FLAGS if it has flags), as procmail and Dovecot do;
 - flags: rename cur/BASE:2,OLD to cur/BASE:2,NEW; a message in new/ moves
   to cur/ on the way, and that move is what ends \\Recent;
 - expunge: unlink.  Nothing else ever removes a file from new/ or cur/.
@@ -44,11 +44,11 @@ class MaildirMessage:
     """One message file: its UID, where it is now, and what its name says."""
 
     __slots__ = ("uid", "base", "name", "subdir", "flags", "keywords", "other", "folder",
-                 "_size", "_mtime")
+                 "zone", "_size", "_mtime")
 
     def __init__(self, folder, uid, base, subdir, name, keyword_names):
         self.folder, self.uid, self.base = folder, uid, base
-        self._size = self._mtime = None
+        self.zone = self._size = self._mtime = None
         self.set_name(subdir, name, keyword_names)
 
     def set_name(self, subdir, name, keyword_names):
@@ -196,14 +196,17 @@ class MaildirMailbox:
         self._take(uidlist, listing, state)
 
     def _assign_uids(self, known, extra=()):
-        """Under the lock: UIDs for unknown files (then for `extra` bases, in order); write."""
+        """Under the lock: UIDs for unknown files, then for `extra` (base, fields); write."""
         uidlist = self._read_uidlist()
         if uidlist is None:
             uidlist = uidfile.UidList(int(time.time()), 1, os.urandom(16).hex())
         listing = self._confirmed_listing(known | set(uidlist.records))
+        extra = dict(extra)
         fresh = [b for b in listing if b not in uidlist.records and b not in extra]
-        for base in sorted(fresh, key=_delivery_order) + list(extra):
+        for base in sorted(fresh, key=_delivery_order):
             uidlist.add(base)
+        for base, fields in extra.items():
+            uidlist.add(base, fields)
         # Records of files gone from two passes are expunged mail; Dovecot drops them too.
         for base in [b for b in uidlist.records if b not in listing and b not in extra]:
             del uidlist.records[base]
@@ -215,12 +218,13 @@ class MaildirMailbox:
         previous = {m.uid: m for m in self.messages}
         messages = []
         for base, (subdir, name) in listing.items():
-            uid = uidlist.uid(base)
+            uid, fields = uidlist.records.get(base, (None, ""))
             if uid is None:
                 continue  # delivered after the locked scan: the next scan numbers it
             message = previous.get(uid)
             if message is None or message.base != base:
                 message = MaildirMessage(self, uid, base, subdir, name, self.keyword_slots)
+                message.zone = uidfile.zone_of(fields) if fields else None
             elif (message.subdir, message.name) != (subdir, name) or self._keywords_changed:
                 message.set_name(subdir, name, self.keyword_slots)
             messages.append(message)
@@ -386,11 +390,12 @@ class MaildirMailbox:
                 yield data
 
     def internal_date(self, message):
-        """(unix time, zone offset in minutes): the file's mtime, in the local zone."""
+        """(unix time, zone offset in minutes): the file's mtime, in APPEND's zone or the local one."""
         if message._mtime is None:
             with self._open_message(message) as handle:
                 message._mtime = int(os.fstat(handle.fileno()).st_mtime)
-        return message._mtime, time.localtime(message._mtime).tm_gmtoff // 60
+        zone = message.zone
+        return message._mtime, time.localtime(message._mtime).tm_gmtoff // 60 if zone is None else zone
 
     def cached(self, message, kind, compute):
         """ENVELOPE and BODYSTRUCTURE are computed from the file each time (no sidecar yet)."""
@@ -534,8 +539,8 @@ class MaildirMailbox:
     def append(self, items):
         """Deliver messages; items are (data, flag bits, keywords, (unix time, zone minutes)).
 
-        Each is written to tmp/ and synced, then renamed into new/ (no flags)
-        or cur/ under the uidlist lock, so its UID is known and returned.
+        Each is written to tmp/ and synced, then renamed into new/ under the
+        uidlist lock, so its UID is known and returned.
         """
         self._writable()
         keywords = [k for _, _, names, _ in items for k in names]
@@ -548,8 +553,9 @@ class MaildirMailbox:
             with self._uidlist_lock():
                 placed = [self._place(tmp, base, item) for (tmp, base), item in zip(written, items)]
                 written = []
+                zones = [uidfile.zone_field(zone) for _, _, _, (_, zone) in items]
                 uidlist, _ = self._assign_uids({m.base for m in self.messages},
-                                               extra=[base for base in placed])
+                                               extra=list(zip(placed, zones)))
         finally:
             for tmp, _ in written:
                 with contextlib.suppress(OSError):
@@ -585,14 +591,16 @@ class MaildirMailbox:
         return path, base
 
     def _place(self, tmp, base, item):
-        """Rename tmp/ into new/ (no flags, so \\Recent) or cur/ with its flag letters."""
+        """Rename tmp/ into new/, with `:2,` flag letters when it has flags.
+
+        new/ makes the message \\Recent, as an appended message is in mbox
+        and in Dovecot (which reads flags from a new/ name and keeps them
+        when it moves the file to cur/).
+        """
         _, bits, keywords, _ = item
-        if bits or keywords:
-            target = self._sub("cur", info_name(base, bits, keywords, "", self.keyword_slots))
-        else:
-            target = self._sub("new", base)
+        name = info_name(base, bits, keywords, "", self.keyword_slots) if bits or keywords else base
         try:
-            os.rename(tmp, target)
+            os.rename(tmp, self._sub("new", name))
         except OSError as error:
             raise StoreError(StoreError.TEMPORARY, "cannot deliver message file: %s"
                              % error.strerror) from None

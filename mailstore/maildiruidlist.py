@@ -9,7 +9,9 @@ dovecot-uidlist, version 3 (Dovecot >= 1.1):
     <uid> [<key><value> ...] :<file name up to its ":2," info>
 
 Header fields may come in any order and unknown ones are kept; record
-fields (W<virtual size>, S<size>, ...) are kept as they are.  Dovecot may
+fields (W<virtual size>, S<size>, ...) are kept as they are.  pyimapd adds
+Z<zone minutes> to the records of APPENDed messages, so INTERNALDATE keeps
+its zone as in mbox; Dovecot keeps the field and ignores it.  Dovecot may
 append records under its lock without touching the header, so the next UID
 is the larger of N and the highest UID + 1.  Version 1 (Courier's
 courierimapuiddb: `1 <uidvalidity> <next uid>`, records `<uid> <name>`) is
@@ -36,10 +38,10 @@ class UidList:
         self.header_extra = list(header_extra)
         self.records = records if records is not None else {}
 
-    def add(self, base):
+    def add(self, base, fields=""):
         """Give a new file the next UID and return it."""
         uid = self.next_uid
-        self.records[base] = (uid, "")
+        self.records[base] = (uid, fields)
         self.next_uid += 1
         return uid
 
@@ -57,6 +59,19 @@ class UidList:
         for base, (uid, fields) in sorted(self.records.items(), key=lambda item: item[1][0]):
             lines.append("%d %s:%s" % (uid, fields + " " if fields else "", base))
         return ("\n".join(lines) + "\n").encode("utf-8", "surrogateescape")
+
+
+def zone_field(minutes):
+    """Our record field for APPEND's time zone (the file's mtime keeps only the instant)."""
+    return "Z%+d" % minutes
+
+
+def zone_of(fields):
+    """The zone in minutes from a record's fields, or None (Dovecot writes no Z field)."""
+    for field in fields.split():
+        if field[:1] == "Z" and field[1:].lstrip("+-").isdigit():
+            return int(field[1:])
+    return None
 
 
 def parse_uidlist(data):

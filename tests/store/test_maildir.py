@@ -147,7 +147,7 @@ def test_half_written_last_record_is_not_trusted():
 
 
 def test_appended_files_are_written_as_dovecot_does(account):
-    """APPEND: LF line ends, S= and W= in the name, mtime = INTERNALDATE, new/ only without flags."""
+    """APPEND: LF line ends, S= and W= in the name, mtime = INTERNALDATE, new/ with flag letters."""
     mailbox = account.store().open_inbox()
     try:
         mailbox.append([(b"Subject: a\r\n\r\nbody\r\n", 0, (), (1700000000, 0)),
@@ -155,10 +155,10 @@ def test_appended_files_are_written_as_dovecot_does(account):
     finally:
         mailbox.close()
     files = account.files()
-    (new, first), = [(k, v) for k, v in files.items() if k.startswith("new/")]
-    (cur, second), = [(k, v) for k, v in files.items() if k.startswith("cur/")]
+    (new, first), (flagged, second) = sorted(files.items(), key=lambda item: ":" in item[0])
     assert (first, second) == (b"Subject: a\n\nbody\n", b"Subject: b\n\nbody\n")
-    assert new.endswith(",S=17,W=20") and cur.endswith(",S=17,W=20:2,S")
+    assert new.startswith("new/") and new.endswith(",S=17,W=20")
+    assert flagged.startswith("new/") and flagged.endswith(",S=17,W=20:2,S")
     assert os.stat(account.maildir / new).st_mtime == 1700000000
     assert (account.maildir / "tmp").exists() and not os.listdir(account.maildir / "tmp")
 
