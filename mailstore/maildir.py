@@ -315,6 +315,8 @@ class MaildirMailbox:
                 raise StoreError(StoreError.TEMPORARY, "cannot write %s: %s"
                                  % (KEYWORDS, error.strerror)) from None
             self.keyword_slots, self.keywords = slots, [name for name in slots if name]
+        for message in self.messages:  # a letter may have had no name until now
+            message.set_name(message.subdir, message.name, self.keyword_slots)
 
     # -- reading ---------------------------------------------------------
 
@@ -332,10 +334,15 @@ class MaildirMailbox:
         """An open file of the message, following a rename by another session."""
         for _ in range(2):
             try:
-                return open(self._sub(message.subdir, message.name), "rb")
+                # O_NOFOLLOW: a symbolic link in cur/ is not a message (the mbox driver agrees).
+                fd = os.open(self._sub(message.subdir, message.name), os.O_RDONLY | os.O_NOFOLLOW)
+                return open(fd, "rb")
             except FileNotFoundError:
                 if not self._relocate(message):
                     break
+            except OSError as error:
+                raise StoreError(StoreError.CORRUPT, "cannot read message %d: %s"
+                                 % (message.uid, error.strerror)) from None
         raise StoreError(StoreError.EXPUNGED, "message %d was expunged by another program"
                          % message.uid)
 
@@ -497,7 +504,8 @@ class MaildirMailbox:
         if doomed:
             self._refuse_under_pop3()
         gone = [m.uid for m in doomed if self._unlink(m, still_deleted=True)]
-        self.messages = [m for m in self.messages if m.uid not in set(gone)]
+        removed = set(gone)
+        self.messages = [m for m in self.messages if m.uid not in removed]
         self._changed_by_us()
         return gone
 
@@ -521,18 +529,19 @@ class MaildirMailbox:
         """POP3's UPDATE: expunge messages marked \\Deleted in memory, mark the rest seen/old."""
         if self.readonly:
             return 0
-        doomed = [m for m in self.messages if expunge and m.flags & DELETED]
+        doomed = {m.uid for m in self.messages if expunge and m.flags & DELETED}
         if doomed:
             self._refuse_under_pop3()
-        removed = sum(1 for m in doomed if self._unlink(m, still_deleted=False))
+        removed = sum(1 for m in self.messages
+                      if m.uid in doomed and self._unlink(m, still_deleted=False))
         seen = set(seen_uids)
         for message in self.messages:
-            if message in doomed:
+            if message.uid in doomed:
                 continue
             if message.uid in seen or message.subdir == "new":
                 bits = SEEN if message.uid in seen else 0
                 self._rename(message, lambda flags, names, bits=bits: (flags | bits, names))
-        self.messages = [m for m in self.messages if m not in doomed]
+        self.messages = [m for m in self.messages if m.uid not in doomed]
         self._changed_by_us()
         return removed
 
