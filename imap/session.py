@@ -36,6 +36,7 @@ STORE_REPLIES = {
     "corrupt": ("CORRUPTION", "Mailbox is damaged or not in a format this server reads"),
     "has-children": ("HASCHILDREN", "Mailbox has inferior hierarchical names"),
     "not-selectable": ("CANNOT", "Mailbox only holds other mailboxes and cannot hold messages"),
+    "expunged": ("EXPUNGEISSUED", "Some of the requested messages no longer exist"),
 }
 
 

@@ -20,6 +20,9 @@ class StoreError(Exception):
     CORRUPT = "corrupt"
     HAS_CHILDREN = "has-children"
     NOT_SELECTABLE = "not-selectable"
+    # A message's text is gone: another program expunged it after this
+    # session last looked (Maildir; RFC 2180 §4.1 lets the server say NO).
+    EXPUNGED = "expunged"
 
     def __init__(self, kind, message):
         super().__init__(message)
@@ -27,11 +30,16 @@ class StoreError(Exception):
 
 
 def open_store(principal, config, log=None):
-    """The Store for a logged-in principal, chosen by `mail_location`."""
+    """The Store for a logged-in principal, chosen by `mail_location` (mbox: or maildir:)."""
     from mailstore.location import parse_location
-    from mailstore.mboxstore import MboxStore
 
     location = parse_location(config.mail_location, principal, config.index_dir)
     if location.driver == "mbox":
+        from mailstore.mboxstore import MboxStore
+
         return MboxStore(location, config, log, user=principal.name)
+    if location.driver == "maildir":
+        from mailstore.maildirstore import MaildirStore
+
+        return MaildirStore(location, config, log, user=principal.name)
     raise StoreError(StoreError.NOT_FOUND, "mail storage %r is not supported" % location.driver)

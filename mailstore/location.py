@@ -12,6 +12,8 @@ class Location:
     root: str
     inbox: str
     index_dir: str
+    # Maildir folder layout (Dovecot's LAYOUT=): "maildir++" (.Sent, .a.b) or "fs" (Sent, a/b).
+    layout: str = "maildir++"
 
 
 def expand(template, principal):
@@ -33,14 +35,23 @@ def expand(template, principal):
 
 
 def parse_location(spec, principal, index_dir="~/.pyimapd"):
-    """Parse `driver:root[:KEY=value...]` (e.g. `mbox:~:INBOX=/var/spool/mail/%u`)."""
+    """Parse `driver:root[:KEY=value...]` (e.g. `mbox:~:INBOX=/var/spool/mail/%u`).
+
+    For `maildir:~/Maildir` INBOX is the root Maildir itself, as in Dovecot;
+    INBOX=, INDEX= and LAYOUT=fs|maildir++ are honoured, other keys ignored.
+    """
     driver, _, rest = spec.partition(":")
+    driver = driver.strip().lower()
     parts = rest.split(":") if rest else []
-    root = expand(parts[0], principal) if parts else principal.home
+    default_root = os.path.join(principal.home, "Maildir") if driver == "maildir" else principal.home
+    root = expand(parts[0], principal) if parts and parts[0] else default_root
     options = {}
     for part in parts[1:]:
         key, _, value = part.partition("=")
         options[key.upper()] = expand(value, principal)
-    inbox = options.get("INBOX") or os.path.join(root, "inbox")
+    inbox = options.get("INBOX") or (root if driver == "maildir" else os.path.join(root, "inbox"))
     index = options.get("INDEX") or expand(index_dir, principal)
-    return Location(driver.strip().lower(), root, inbox, index)
+    if index.upper() == "MEMORY":  # Dovecot's "no index files": ours stay in the default place
+        index = expand(index_dir, principal)
+    layout = options.get("LAYOUT", "maildir++").lower()
+    return Location(driver, root, inbox, index, layout)

@@ -8,6 +8,8 @@ Transcript syntax, one directive per line:
 
     # text              a comment (blank lines are skipped too)
     @mailbox NAME       the spool starts as mailboxes/NAME.mbox (default: the UW fixture INBOX)
+    @driver mbox        the transcript depends on mbox-only facts (the spool file's
+                        bytes, UW's folder files): it is not played against Maildir
     @config NAME = V    a setting for this transcript's configuration file
     @hang-guard SECONDS how long a server line is waited for (default 30 s): a
                         transcript whose server never answers a step fails sooner
@@ -26,11 +28,17 @@ Transcript syntax, one directive per line:
     =HANGUP             the client closes every open connection without QUIT
     =RECONNECT          the sessions end; a new one starts on the same mailbox
     =MAILBOX-UNCHANGED  the sessions end; the spool file is byte for byte as before
+                        (Maildir: every file and name)
     =MAILBOX-COUNT n    the sessions end; the spool file holds n messages (UW's
                         pseudo-message that keeps an empty mailbox's UIDVALIDITY
-                        is not one)
+                        is not one; Maildir: files in new/ and cur/)
     =DELIVER NAME       mid-session, append mailboxes/NAME.mbox to the spool as an
-                        MTA does (dotlock, fcntl and flock held while appending)
+                        MTA does (dotlock, fcntl and flock held while appending;
+                        Maildir: each message written to tmp/, renamed into new/)
+
+Every transcript is played against both drivers (mailroom.driver "mbox" or
+"maildir"): for Maildir the mailbox is converted with its UIDs, UIDVALIDITY,
+flags, keywords and dates (maildirroom.py), so the same lines must come back.
     =PAUSE SECONDS      wait (at most 2 s), for behaviour that depends on the clock
                         changing, such as a value derived from the time of day
 
@@ -105,9 +113,10 @@ def served_ids():
 
 
 class Mailroom:
-    """A spool, a home, a passwd_file and a configuration for the virtual user alice."""
+    """A spool (or ~/Maildir), a home, a passwd_file and a configuration for the user alice."""
 
-    def __init__(self):
+    def __init__(self, driver="mbox"):
+        self.driver = driver
         self.root = Path(tempfile.mkdtemp(prefix="pyimapd-transcript-"))
         # After dropping root the served uid must still reach its spool file and home.
         self.root.chmod(0o755)
@@ -118,6 +127,7 @@ class Mailroom:
         self.home.mkdir()
         self._own(self.home)
         self.spool = self.spool_dir / USER
+        self.maildir = self.home / "Maildir"
         (self.root / "passwd").write_text("%s:{PLAIN}%s:%d:%d::%s::\n"
                                           % (USER, PASSWORD, self.uid, self.gid, self.home))
 
@@ -126,15 +136,45 @@ class Mailroom:
             os.chown(path, self.uid, self.gid)
 
     def install(self, source):
-        """Make the spool file a private copy of source, owned by the served user."""
+        """Make the spool file (or ~/Maildir) a private copy of source, owned by the served user."""
+        if self.driver == "maildir":
+            import maildirroom
+
+            shutil.rmtree(self.maildir, ignore_errors=True)
+            maildirroom.write_maildir(source, self.maildir)
+            self._own_tree(self.maildir)
+            return
         shutil.copyfile(source, self.spool)
         self.spool.chmod(0o600)
         self._own(self.spool)
 
+    def _own_tree(self, top):
+        self._own(top)
+        for directory, subdirs, names in os.walk(top):
+            for name in subdirs + names:
+                self._own(os.path.join(directory, name))
+
+    def snapshot(self):
+        """What =MAILBOX-UNCHANGED compares: the spool's bytes, or the Maildir's files."""
+        if self.driver == "maildir":
+            import maildirroom
+
+            return maildirroom.snapshot(self.maildir)
+        return self.spool_bytes()
+
+    def count_messages(self):
+        if self.driver == "maildir":
+            import maildirroom
+
+            return maildirroom.count_messages(self.maildir)
+        return count_messages(self.spool_bytes())
+
     def write_config(self, overrides=None):
         """Write the configuration (base settings, then overrides) and return its path."""
+        location = ("maildir:~/Maildir" if self.driver == "maildir"
+                    else "mbox:~/mail:INBOX=%s/%%u" % self.spool_dir)
         settings = {
-            "mail_location": "mbox:~/mail:INBOX=%s/%%u" % self.spool_dir,
+            "mail_location": location,
             "passwd_file": str(self.root / "passwd"),
             "cram_md5_file": str(self.root / "no-cram-md5.pwd"),
             "login_failure_delay": "0",
@@ -149,6 +189,12 @@ class Mailroom:
 
     def deliver(self, source):
         """Append the messages in source to the spool as an MTA does, under all three locks."""
+        if self.driver == "maildir":
+            import maildirroom
+
+            maildirroom.deliver(source, self.maildir)
+            self._own_tree(self.maildir)
+            return
         data = Path(source).read_bytes()
         dotlock = self.spool_dir / (USER + ".lock")
         deadline = time.monotonic() + DELIVERY_LOCK_SECONDS
@@ -316,6 +362,7 @@ class Transcript:
     settings: dict = field(default_factory=dict)
     steps: list = field(default_factory=list)
     hang_guard: float = HANG_GUARD_SECONDS
+    drivers: tuple = ("mbox", "maildir")
 
 
 STEP_KINDS = ("C:", "C+", "C!", "S:", "S~")
@@ -360,6 +407,8 @@ def _parse_setup(transcript, number, line):
     word, _, rest = line.partition(" ")
     if word == "@mailbox":
         transcript.mailbox = MAILBOXES / (rest.strip() + ".mbox")
+    elif word == "@driver":
+        transcript.drivers = tuple(rest.split())
     elif word == "@hang-guard":
         transcript.hang_guard = float(rest)
     elif word == "@config" and "=" in rest:
@@ -404,7 +453,7 @@ class Player:
 
     def play(self):
         self.mailroom.install(self.transcript.mailbox)
-        self.original = self.mailroom.spool_bytes()
+        self.original = self.mailroom.snapshot()
         self.config = self.mailroom.write_config(self.transcript.settings)
         try:
             self.connection(1)
@@ -500,9 +549,9 @@ class Player:
         if kind == "=RECONNECT":
             self.connection(1)
         elif kind == "=MAILBOX-UNCHANGED":
-            assert self.mailroom.spool_bytes() == self.original, "the mailbox file changed"
+            assert self.mailroom.snapshot() == self.original, "the mailbox file changed"
         elif kind == "=MAILBOX-COUNT":
-            count = count_messages(self.mailroom.spool_bytes())
+            count = self.mailroom.count_messages()
             assert count == int(text), "the mailbox holds %d messages, not %s" % (count, text)
 
     def end_sessions(self):
