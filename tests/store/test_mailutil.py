@@ -468,12 +468,17 @@ def test_transfer_refuses_a_destination_with_mail_and_writes_nothing(account):
 # -- folders, errors, privileges, progress -----------------------------------------------
 
 def test_create_rename_delete_folders(account):
-    """create (also a directory with a trailing /), rename with children, delete; exit 0 each."""
+    """create (also a directory with a trailing /), rename with children, delete; exit 0 each.
+
+    A renamed folder keeps its messages with their UIDs and UIDVALIDITY.
+    """
     assert account.run("create", "a/b/c").returncode == 0
     assert account.run("create", "dir/").returncode == 0
     assert (account.home / "dir").is_dir()
+    before = seed_folder(account, b"a/full", 5)
     assert account.run("rename", "a", "z").returncode == 0
     assert (account.home / "z" / "b" / "c").is_file()
+    assert snapshot(account.store(), b"z/full") == before
     result = account.run("delete", "z/b")
     assert result.returncode == 1 and "inferior" in result.stderr
     assert account.run("delete", "z/b/c").returncode == 0
