@@ -110,12 +110,12 @@ def _check_open_file(store, path, fd, repair):
         index = mboxindex.load(store.index_path(path, identity), identity)
         if size == 0:
             report.summary = "empty mailbox"
-            _check_index_file(store, path, identity, index, None, report)
+            _check_index_file(store, path, identity, index, report)
         else:
             with contextlib.closing(mmap.mmap(fd, size, prot=mmap.PROT_READ)) as buf:
                 exam = _examine(buf, index, path)
                 _compare_index(buf, fd, index, exam, report)
-                _check_index_file(store, path, identity, index, exam, report)
+                _check_index_file(store, path, identity, index, report)
                 report.problems[:0] = exam.findings
                 report.summary = _summary(exam)
                 if repair and exam.damaged:
@@ -165,7 +165,7 @@ def _compare_index(buf, fd, index, exam, report):
     if not mboxindex.usable(index, buf, stamp):
         return
     found = {piece.start: piece for piece in exam.pieces}
-    for message in index.messages:
+    for message, _ in index.messages:
         piece = found.get(message.start)
         if piece is None or (piece.uid, piece.flags, tuple(piece.keywords)) != (
                 message.uid, message.flags, tuple(message.keywords)):
@@ -176,7 +176,7 @@ def _compare_index(buf, fd, index, exam, report):
         report.problems.append("the index sidecar has another UIDVALIDITY than the file")
 
 
-def _check_index_file(store, path, identity, index, exam, report):
+def _check_index_file(store, path, identity, index, report):
     index_path = store.index_path(path, identity)
     if index is None and os.path.exists(index_path):
         report.problems.append("the index sidecar is unreadable or of another format")

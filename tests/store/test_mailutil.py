@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 
 from auth import Principal
-from mailstore import StoreError
+from mailstore import StoreError, mboxindex
 from mailstore import mboxformat as fmt
 from mailstore import open_store
 from mailstore.mboxrestore import append_with_uids
@@ -305,6 +305,37 @@ def test_repair_takes_a_lost_uidvalidity_from_the_index_sidecar(account):
     assert result.returncode == 0, result.stderr
     assert "index sidecar" in result.stdout
     assert snapshot(account.store(), b"Big") == before
+
+
+def test_check_compares_a_sound_index_sidecar_with_the_file(account):
+    """An index that agrees with the file is no problem; one whose UIDs disagree is reported."""
+    seed_folder(account, b"Big", 210)
+    assert account.run("copy", "Big", "Other", "--uids", "1").returncode == 0
+    result = account.run("check", "Big")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "no problems found" in result.stdout
+    path = account.home / "Big"
+    index_path = next((account.home / ".pyimapd").glob("index-*"))
+    identity = (path.stat().st_dev, path.stat().st_ino)
+    index = mboxindex.load(str(index_path), identity)
+    index.messages[5][0].uid += 1000  # the index now claims another UID for message 6
+
+    import mmap
+    from types import SimpleNamespace
+
+    with open(path, "rb") as handle:
+        saved = SimpleNamespace(
+            map=mmap.mmap(handle.fileno(), 0, prot=mmap.PROT_READ), identity=identity,
+            stamp=index.stamp, uidvalidity=index.uidvalidity, last_uid=index.last_uid,
+            keywords=index.keywords, pseudo=index.pseudo[0] if index.pseudo else None,
+            layout=index.layout,
+            messages=[message for message, _ in index.messages])
+        mboxindex.save(str(index_path), saved)
+    os.chown(index_path, account.uid, account.gid)
+    result = account.run("check", "Big")
+    assert result.returncode == 3 and "contradicts" in result.stdout
+    assert account.run("check", "Big", "--repair").returncode == 0
+    assert account.run("check", "Big").returncode == 0
 
 
 def test_damaged_index_sidecar_is_reported_and_removed(account):
