@@ -19,7 +19,7 @@
 #                                            new files arrive disabled (disable = yes)
 #   /usr/local/lib/systemd/system/           imap, imaps, pop3, pop3s .socket and @.service,
 #                                            not enabled
-#   /usr/local/share/man/man8/               imapd.8, ipop3d.8
+#   /usr/local/share/man/man8/               imapd.8, ipop3d.8, pyimapd-mailutil.8
 # Safe to run again: an upgrade reinstalls the package and the files above, and keeps
 # local configuration. Nothing is enabled or reloaded that was not before.
 set -euo pipefail
@@ -32,7 +32,7 @@ WHEEL_DIR=
 MANIFEST_NAME=share/pyimapd/created-files
 XINETD_SERVICES="imap imaps ipop3 pop3s"
 UNITS="imap.socket imap@.service imaps.socket imaps@.service pop3.socket pop3@.service pop3s.socket pop3s@.service"
-MAN_PAGES="imapd.8 ipop3d.8"
+MAN_PAGES="imapd.8 ipop3d.8 pyimapd-mailutil.8"
 SYSTEMD_DIR=/usr/local/lib/systemd/system
 MAN_DIR=/usr/local/share/man/man8
 
@@ -114,7 +114,7 @@ install_package() {
     rm -rf "$build"
     mkdir -p "$(dirname "$MANIFEST")"
     touch "$MANIFEST"
-    say "installed pyimapd into $PREFIX (bin/imapd, bin/ipop3d)"
+    say "installed pyimapd into $PREFIX (bin/imapd, bin/ipop3d, bin/pyimapd-mailutil)"
 }
 
 install_config() {
@@ -169,7 +169,7 @@ install_units_and_man() {
     for page in $MAN_PAGES; do
         put_file "$ROOT$MAN_DIR/$page" 0644 <"$SRC/man/$page"
     done
-    say "installed the man pages imapd(8) and ipop3d(8) into $MAN_DIR"
+    say "installed the man pages imapd(8), ipop3d(8) and pyimapd-mailutil(8) into $MAN_DIR"
     if [ -z "$ROOT" ] && [ -d /run/systemd/system ] && command -v systemctl >/dev/null; then
         systemctl daemon-reload
     fi

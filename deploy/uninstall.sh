@@ -17,7 +17,7 @@ MANIFEST_NAME=share/pyimapd/created-files
 XINETD_SERVICES="imap imaps ipop3 pop3s"
 SOCKETS="imap.socket imaps.socket pop3.socket pop3s.socket"
 UNITS="imap.socket imap@.service imaps.socket imaps@.service pop3.socket pop3@.service pop3s.socket pop3s@.service"
-MAN_PAGES="imapd.8 ipop3d.8"
+MAN_PAGES="imapd.8 ipop3d.8 pyimapd-mailutil.8"
 SYSTEMD_DIR=/usr/local/lib/systemd/system
 MAN_DIR=/usr/local/share/man/man8
 

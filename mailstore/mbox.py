@@ -441,20 +441,30 @@ class MboxMailbox:
         disk leaves either all of it or none, never a torn message that
         would swallow the MTA's next delivery.
         """
+        self._prepare_append()
+        with self._write_lock(), self._undone_on_failure():
+            numbered = [(uid,) + tuple(item) for uid, item in enumerate(items, self.last_uid + 1)]
+            self._append_numbered(numbered)
+        return [item[0] for item in numbered]
+
+    def _prepare_append(self):
         if self.readonly:
             raise StoreError(StoreError.NO_PERMISSION, "mailbox is read-only")
         if self.fd is None:
             self._create_file()
-        with self._write_lock(), self._undone_on_failure():
-            for _, _, keywords, _ in items:
-                self._add_keywords(keywords)
-            first = self.last_uid + 1
-            text = b"".join(self._append_text(uid, *item) for uid, item in enumerate(items, first))
-            self.last_uid, self.dirty = first + len(items) - 1, True
-            self._rewrite(set(), appended=text)
+
+    def _append_numbered(self, numbered, last_uid=0):
+        """Under the write lock: append (uid, data, bits, keywords, date) items with those
+        UIDs (rising, above the last UID), raising the last UID to cover them and last_uid."""
+        for item in numbered:
+            self._add_keywords(item[3])
+        text = b"".join(self._append_text(*item) for item in numbered)
+        self.last_uid = max([self.last_uid, last_uid] + [item[0] for item in numbered])
+        self.dirty = True
+        self._rewrite(set(), appended=text)
+        if numbered:
             now = time.time()
             os.utime(self.fd, (now - 1, now))  # new mail: mtime after atime, UW's \\Marked
-        return list(range(first, first + len(items)))
 
     def _append_text(self, uid, data, bits, keywords, date):
         message = fmt.Message(0, 0, 0, 0, ())
@@ -660,9 +670,11 @@ class MboxMailbox:
         foreign rewrite) must not leave them looking done, or a later write
         would store what the client was told failed.
         """
+        before = self.uidvalidity, self.last_uid  # what an empty file's re-read keeps
         try:
             yield
         except StoreError:
+            self.uidvalidity, self.last_uid = before
             self._map_and_parse()
             raise
 

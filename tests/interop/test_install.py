@@ -33,11 +33,13 @@ SOCKET_UNITS = {"imap": (143, "imapd", []), "imaps": (993, "imapd", ["--tls"]),
                 "pop3": (110, "ipop3d", []), "pop3s": (995, "ipop3d", ["--tls"])}
 UNITS = [name + suffix for name in SOCKET_UNITS for suffix in (".socket", "@.service")]
 MAN_PAGES = ("imapd.8", "ipop3d.8")
+# The admin tool's page: no server sections (SYSLOG, --tls), checked with man -l only.
+TOOL_MAN_PAGES = ("pyimapd-mailutil.8",)
 CREATED_IF_ABSENT = ("etc/pyimapd.conf", "etc/pam.d/imap", "etc/pam.d/pop")
 INSTALLED_FILES = (list(CREATED_IF_ABSENT)
                    + ["etc/xinetd.d/" + name for name in XINETD_SERVICES]
                    + [SYSTEMD_DIR + "/" + unit for unit in UNITS]
-                   + [MAN_DIR + "/" + page for page in MAN_PAGES]
+                   + [MAN_DIR + "/" + page for page in MAN_PAGES + TOOL_MAN_PAGES]
                    + [PREFIX + "/bin/imapd", PREFIX + "/bin/ipop3d"])
 # A guard against a hung pip, never a measurement.
 GUARD_SECONDS = 300
@@ -110,10 +112,10 @@ def fresh_root(tmp_path):
 
 
 def test_install_puts_every_file_in_place(installed):
-    """install.sh creates the config, PAM services, xinetd files, units, man pages and both programs."""
+    """install.sh creates the config, PAM services, xinetd files, units, man pages and the three programs."""
     missing = [name for name in INSTALLED_FILES if not (installed / name).is_file()]
     assert missing == []
-    for program in ("imapd", "ipop3d"):
+    for program in ("imapd", "ipop3d", "pyimapd-mailutil"):
         assert os.access(installed / PREFIX / "bin" / program, os.X_OK)
     assert (installed / PREFIX / "pyvenv.cfg").is_file()
     for name in INSTALLED_FILES[:-2]:
@@ -209,7 +211,7 @@ def test_installed_man_page_formats_without_warnings(installed, page):
 
 
 @pytest.mark.skipif(shutil.which("man") is None, reason="man is not installed (apt-get install man-db)")
-@pytest.mark.parametrize("page", MAN_PAGES)
+@pytest.mark.parametrize("page", MAN_PAGES + TOOL_MAN_PAGES)
 def test_installed_man_page_reads_with_man_l(installed, page):
     """`man --warnings -l` renders the page with no warning and shows its name line."""
     result = subprocess.run(["man", "--warnings", "-l", str(installed / MAN_DIR / page)],
