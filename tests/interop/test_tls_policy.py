@@ -24,7 +24,7 @@ import pytest
 
 from clienttools import GUARD_SECONDS
 from conftest import IMAPD, IPOP3D, REPO_ROOT
-from test_syslog import received, syslog_socket  # noqa: F401  (syslog_socket is a fixture)
+from syslogtools import run_on_socketpair, server_command, syslog_collector  # noqa: F401  (a fixture)
 
 # What each protocol sends to upgrade, how the upgrade is accepted, and its
 # implicit-TLS port (RFC 8314: imaps 993, pop3s 995).
@@ -442,63 +442,48 @@ def test_client_sending_half_a_tls_record_is_logged_out(start, mail_setup, certi
 # -- failures are logged, not shown --------------------------------------------------------
 
 
-def run_on_socketpair(script, config, bind_log, client, *args):
-    """Run a server on a socket pair as inetd does; client(sock) talks; (exit status, what was left to read)."""
-    command = [sys.executable, str(script), "--config", str(config), *args]
-    if bind_log:
-        command = ["unshare", "-m", "sh", "-c", 'mount --bind "$0" /dev/log && exec "$@"',
-                   bind_log] + command
-    ours, theirs = socket.socketpair()
-    ours.settimeout(GUARD_SECONDS)
-    with theirs:
-        process = subprocess.Popen(command, stdin=theirs, stdout=theirs, cwd=REPO_ROOT)
-    with ours:
-        sock = client(ours)
-        rest = read_to_end(sock)
-    return process.wait(timeout=GUARD_SECONDS), rest
+def run_server(collector, protocol, config, client, *args):
+    """(exit status, bytes left after client(sock), syslog texts) of one server run on a socket pair."""
+    status, rest, lines = run_on_socketpair(
+        collector, server_command(PROTOCOLS[protocol]["script"], config, *args), client, cwd=REPO_ROOT)
+    return status, rest, [text for _, text in lines]
 
 
 @BOTH_PROTOCOLS
-def test_refused_handshake_is_logged_as_such_and_sends_no_plaintext(syslog_socket, tls_config,
+def test_refused_handshake_is_logged_as_such_and_sends_no_plaintext(syslog_collector, tls_config,
                                                                     protocol):
     """A TLS 1.1 client on imaps/pop3s: syslog says why at notice, no traceback; the client gets no plaintext reply."""
-    sock, bind_log = syslog_socket
-
     def old_client(raw):
         # A failed wrap_socket() closes the socket it wraps: give it a duplicate to keep raw.
         with pytest.raises(ssl.SSLError):
             legacy_client().wrap_socket(raw.dup())
         return raw
 
-    status, rest = run_on_socketpair(PROTOCOLS[protocol]["script"], tls_config, bind_log, old_client, "--tls")
+    status, rest, texts = run_server(syslog_collector, protocol, tls_config, old_client, "--tls")
     assert (status, rest) == (0, b"")
-    texts = [text for _, text in received(sock)]
     assert any("TLS handshake failed host=[local]: UNSUPPORTED_PROTOCOL" in text for text in texts), texts
     assert not any("Traceback" in text or "internal error" in text for text in texts), texts
 
 
 @BOTH_PROTOCOLS
 def test_unreadable_certificate_on_the_tls_port_is_logged_and_the_client_gets_nothing(
-        syslog_socket, mail_setup, tmp_path, protocol):
+        syslog_collector, mail_setup, tmp_path, protocol):
     """With the certificate file missing, imaps/pop3s log the reason at err and close without a word."""
-    sock, bind_log = syslog_socket
     config = mail_setup.write_config(ssl_cert_file=tmp_path / "missing.crt", ssl_key_file=tmp_path / "missing.key")
 
     def silent_client(raw):
         return raw
 
-    status, rest = run_on_socketpair(PROTOCOLS[protocol]["script"], config, bind_log, silent_client, "--tls")
+    status, rest, texts = run_server(syslog_collector, protocol, config, silent_client, "--tls")
     assert (status, rest) == (1, b"")
-    texts = [text for _, text in received(sock)]
     assert any("TLS not available: cannot load ssl_cert_file/ssl_key_file" in text for text in texts), texts
     assert not any("Traceback" in text for text in texts), texts
 
 
 @BOTH_PROTOCOLS
 def test_upgrade_with_an_unreadable_certificate_is_refused_and_the_session_goes_on(
-        syslog_socket, mail_setup, tmp_path, protocol):
+        syslog_collector, mail_setup, tmp_path, protocol):
     """STARTTLS/STLS with the certificate gone gets a refusal, not a crash; the session still answers."""
-    sock, bind_log = syslog_socket
     config = mail_setup.write_config(ssl_cert_file=tmp_path / "missing.crt", ssl_key_file=tmp_path / "missing.key")
     replies = []
 
@@ -509,10 +494,10 @@ def test_upgrade_with_an_unreadable_certificate_is_refused_and_the_session_goes_
         raw.sendall(b"q LOGOUT\r\n" if protocol == "imap" else b"QUIT\r\n")
         return raw
 
-    status, rest = run_on_socketpair(PROTOCOLS[protocol]["script"], config, bind_log, upgrading_client)
+    status, rest, texts = run_server(syslog_collector, protocol, config, upgrading_client)
     assert status == 0
     assert replies[0].startswith(b"s NO" if protocol == "imap" else b"-ERR"), replies
     assert b"certificate" in replies[0]
     assert rest.startswith(b"* BYE" if protocol == "imap" else b"+OK"), rest
-    texts = [text for _, text in received(sock)]
+    assert any("failed: cannot load certificate" in text for text in texts), texts
     assert not any("Traceback" in text for text in texts), texts
