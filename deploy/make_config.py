@@ -13,7 +13,7 @@ import sys
 DESCRIPTIONS = {
     "mail_location": "where mail lives, in Dovecot syntax (%u user, %h or ~ home); the default is UW's layout",
     "disable_plaintext_auth": "refuse plaintext logins (USER/PASS, PLAIN, LOGIN) except over TLS or from loopback",
-    "ssl_cert_file": "PEM certificate for STLS/STARTTLS and implicit TLS, read per connection; empty: no TLS",
+    "ssl_cert_file": "PEM certificate for STLS/STARTTLS and implicit TLS (TLS 1.2+), read per connection; empty: no TLS",
     "ssl_key_file": "PEM private key of ssl_cert_file (read as root, before login)",
     "mbox_read_locks": "locks taken to read a mailbox: any of dotlock fcntl flock",
     "mbox_write_locks": "locks taken to write a mailbox; on Linux fcntl and flock do not see each other",
@@ -29,7 +29,7 @@ DESCRIPTIONS = {
     "syslog_facility": "syslog facility of the servers' messages; login failures always go to auth, as in UW",
     "imap_max_append_size": "largest message APPEND accepts, in bytes",
     "nologin_file": "while this file exists, new sessions are refused and no login succeeds (UW: /etc/nologin); empty: never",
-    "login_timeout": "seconds a client may stay silent before it has logged in",
+    "login_timeout": "seconds a client may stay silent before it has logged in, and the longest TLS handshake",
     "login_autologout": "seconds from connect by which the client must have logged in",
     "pop3_inactivity_timeout": "seconds of silence after a POP3 login before autologout; at least 600 (RFC 1939)",
     "imap_inactivity_timeout": "seconds of silence after an IMAP login before autologout; at least 1800 (RFC 3501)",

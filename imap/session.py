@@ -338,7 +338,11 @@ class ImapSession:
     def start_tls(self, tag):
         """Answer OK, then handshake; nothing the client sent before it is kept."""
         if self.tls_context is None:
-            self.tls_context = self.make_tls_context()
+            try:
+                self.tls_context = self.make_tls_context()
+            except (OSError, ValueError) as error:  # a missing certificate must not end the session
+                self.log("err", "STARTTLS failed: cannot load certificate: %s" % error)
+                raise No("STARTTLS failed: server certificate unavailable", "UNAVAILABLE") from None
         self.send_line(tag + b" OK Begin TLS negotiation now")
         self.flush()
         self.framer.reset()

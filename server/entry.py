@@ -8,7 +8,7 @@ import os
 import signal
 import sys
 
-from server.transport import Transport
+from server.transport import HandshakeFailed, Transport
 
 
 def parse_arguments(argv, program):
@@ -55,15 +55,35 @@ def serve(program, make_session, tls_port, config_error_reply, crash_reply, argv
         log = Log(program, config.syslog_facility)
     for warning in config.warnings:
         log("warning", warning)
+    transport.handshake_timeout = config.login_timeout
     session = make_session(transport, config, log, hostname())
     try:
         if options["tls"] or transport.local_port == tls_port:
-            transport.start_tls(session.make_tls_context())
+            if not start_implicit_tls(transport, session, log):
+                return 1
         session.run()
+    except HandshakeFailed as error:
+        # The client's doing (an old protocol, no common cipher, a port scan), not ours.
+        log("notice", "TLS handshake failed host=%s: %s" % (transport.peer_text(), error))
     except Exception:
         report_crash(log, transport, crash_reply)
         return 1
     return 0
+
+
+def start_implicit_tls(transport, session, log):
+    """TLS before the greeting (imaps, pop3s); False, logged, when no certificate can be loaded.
+
+    The client then gets no reply at all: it expects a TLS handshake, and
+    plaintext would only be garbage to it.
+    """
+    try:
+        context = session.make_tls_context()
+    except (OSError, ValueError) as error:
+        log("err", "TLS not available: cannot load ssl_cert_file/ssl_key_file: %s" % error)
+        return False
+    transport.start_tls(context)
+    return True
 
 
 def silence_stderr_on_socket():

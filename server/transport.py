@@ -22,6 +22,10 @@ class Timeout(TransportError):
     """The client sent nothing within the allowed time."""
 
 
+class HandshakeFailed(TransportError):
+    """The TLS handshake did not complete: a refused protocol or cipher, garbage, or silence."""
+
+
 class LineTooLong(Exception):
     """A line exceeded the limit; it was read to its end and discarded."""
 
@@ -33,6 +37,10 @@ class Transport:
         self.rfd, self.wfd = rfd, wfd
         self.buffer = bytearray()
         self.tls = None
+        # Seconds a TLS handshake may take; the entry point sets it from the
+        # pre-login timeout, since a client that never finishes must not hold
+        # the process forever.
+        self.handshake_timeout = None
         self.sock = _socket_on(rfd)
         self.peer, self.local = _addresses(self.sock)
 
@@ -70,15 +78,15 @@ class Transport:
     # -- TLS ------------------------------------------------------------
 
     def start_tls(self, context):
-        """Handshake as the server; drop anything read before it."""
+        """Handshake as the server; drop anything read before it. HandshakeFailed if it fails."""
         if self.sock is None:
             raise TransportError("TLS needs a socket, not a pipe")
         self.buffer.clear()
-        self.sock.setblocking(True)
+        self.sock.settimeout(self.handshake_timeout)
         try:
             self.tls = context.wrap_socket(self.sock, server_side=True)
         except (OSError, ValueError) as error:
-            raise TransportError("TLS handshake failed: %s" % error) from None
+            raise HandshakeFailed(_handshake_reason(error)) from None
 
     # -- reading --------------------------------------------------------
 
@@ -118,17 +126,28 @@ class Transport:
         return b"\n" in self.buffer
 
     def _fill(self, timeout):
-        if not (self.tls and self.tls.pending()):
-            ready, _, _ = select.select([self.rfd], [], [], timeout)
-            if not ready:
-                raise Timeout()
         try:
-            data = self.tls.recv(65536) if self.tls else os.read(self.rfd, 65536)
-        except (ConnectionError, OSError) as error:
+            data = self._receive_tls(timeout) if self.tls else self._receive_plain(timeout)
+        except OSError as error:
             raise Disconnected(str(error)) from None
         if not data:
             raise Disconnected("end of input")
         self.buffer += data
+
+    def _receive_plain(self, timeout):
+        ready, _, _ = select.select([self.rfd], [], [], timeout)
+        if not ready:
+            raise Timeout()
+        return os.read(self.rfd, 65536)
+
+    def _receive_tls(self, timeout):
+        # The timeout is on the socket, not a select() before recv(): a client
+        # that sends part of a TLS record would otherwise block recv() for good.
+        self.tls.settimeout(timeout)
+        try:
+            return self.tls.recv(65536)
+        except TimeoutError:
+            raise Timeout() from None
 
     # -- writing --------------------------------------------------------
 
@@ -136,6 +155,7 @@ class Transport:
         """Send all of data, or raise Disconnected."""
         try:
             if self.tls:
+                self.tls.settimeout(None)  # writes wait as plain os.write() does
                 self.tls.sendall(data)
                 return
             view = memoryview(data)
@@ -157,6 +177,13 @@ def _socket_on(fd):
         sock.close()
         return None
     return sock
+
+
+def _handshake_reason(error):
+    """Why a handshake failed, in words for syslog: OpenSSL's reason code, or the OS error."""
+    if isinstance(error, TimeoutError):
+        return "timed out"
+    return getattr(error, "reason", None) or getattr(error, "strerror", None) or str(error)
 
 
 def _addresses(sock):
