@@ -2,7 +2,8 @@
 
 Reads are line-oriented with a size limit and a timeout; nothing is parsed
 here. After a TLS handshake the read buffer starts empty, so bytes a client
-pipelined before STARTTLS/STLS are never taken as commands.
+pipelined before STARTTLS/STLS are never taken as commands. IMAP's COMPRESS
+(RFC 4978) adds a deflate layer above TLS (server.compression).
 """
 
 import os
@@ -33,6 +34,7 @@ class Transport:
         self.rfd, self.wfd = rfd, wfd
         self.buffer = bytearray()
         self.tls = None
+        self.compression = None
         self.sock = _socket_on(rfd)
         self.peer, self.local = _addresses(self.sock)
 
@@ -41,6 +43,10 @@ class Transport:
     @property
     def encrypted(self):
         return self.tls is not None
+
+    @property
+    def compressing(self):
+        return self.compression is not None
 
     @property
     def local_port(self):
@@ -80,6 +86,28 @@ class Transport:
         except (OSError, ValueError) as error:
             raise TransportError("TLS handshake failed: %s" % error) from None
 
+    # -- COMPRESS ---------------------------------------------------------
+
+    def start_compression(self, already_read=b""):
+        """Deflate from now on, both ways (RFC 4978 §3).
+
+        already_read: bytes the caller received after the COMPRESS command and
+        had not parsed yet; they are compressed input like what follows.
+        """
+        from server.compression import Deflate
+
+        self.compression = Deflate()
+        if already_read or self.buffer:
+            self.buffer = bytearray(self._inflate(bytes(self.buffer) + already_read))
+
+    def _inflate(self, data):
+        from server.compression import CorruptStream
+
+        try:
+            return self.compression.decompress(data)
+        except CorruptStream as error:
+            raise Disconnected(str(error)) from None
+
     # -- reading --------------------------------------------------------
 
     def readline(self, limit, timeout):
@@ -110,6 +138,8 @@ class Transport:
         """True when input is buffered or arrives within timeout (IDLE's wait)."""
         if self.buffer or (self.tls and self.tls.pending()):
             return True
+        if self.compression and self.compression.pending():
+            return True
         ready, _, _ = select.select([self.rfd], [], [], timeout)
         return bool(ready)
 
@@ -118,6 +148,20 @@ class Transport:
         return b"\n" in self.buffer
 
     def _fill(self, timeout):
+        """Add at least one byte to the buffer (inflated ones when compressing)."""
+        while True:
+            if self.compression is None:
+                self.buffer += self._receive(timeout)
+                return
+            held_back = self.compression.pending()
+            data = self._inflate(b"" if held_back else self._receive(timeout))
+            if data:
+                self.buffer += data
+                return
+            # A deflate block can carry no output (an empty sync flush): read on.
+
+    def _receive(self, timeout):
+        """The next bytes from the socket or TLS, waiting at most timeout seconds."""
         if not (self.tls and self.tls.pending()):
             ready, _, _ = select.select([self.rfd], [], [], timeout)
             if not ready:
@@ -128,12 +172,14 @@ class Transport:
             raise Disconnected(str(error)) from None
         if not data:
             raise Disconnected("end of input")
-        self.buffer += data
+        return data
 
     # -- writing --------------------------------------------------------
 
     def write(self, data):
         """Send all of data, or raise Disconnected."""
+        if self.compression:
+            data = self.compression.compress(data)
         try:
             if self.tls:
                 self.tls.sendall(data)

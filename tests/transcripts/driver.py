@@ -41,6 +41,8 @@ Every transcript is played against both drivers (mailroom.driver "mbox" or
 flags, keywords and dates (maildirroom.py), so the same lines must come back.
     =PAUSE SECONDS      wait (at most 2 s), for behaviour that depends on the clock
                         changing, such as a value derived from the time of day
+    =COMPRESS [N]       from here on connection N (default 1) deflates what it sends
+                        and inflates what it reads (RFC 4978), as after COMPRESS OK
 
 Concurrent sessions on the same mailbox: C2:, C2+, S2:, S2~ (digits 2 to 9)
 are the same lines for a second (third, ...) connection, which starts at its
@@ -272,12 +274,32 @@ class ServerProcess:
         self.hang_guard = hang_guard
         self.sock.settimeout(hang_guard)
         self.buffer = b""
+        self.deflater = self.inflater = None
+
+    def start_deflate(self):
+        """Raw deflate both ways from now on (RFC 4978), as a client does after COMPRESS OK."""
+        import zlib
+
+        self.deflater = zlib.compressobj(6, zlib.DEFLATED, -15)
+        self.inflater = zlib.decompressobj(-15)
+        self.buffer = self.inflater.decompress(self.buffer)
 
     def send(self, data):
+        if self.deflater:
+            data = self.deflater.compress(data) + self.deflater.flush(zlib_sync_flush())
         self.sock.sendall(data)
 
     def receive(self):
         """The next bytes from the server; b"" once it has closed the connection."""
+        data = self._receive_raw()
+        while self.inflater and data:
+            inflated = self.inflater.decompress(data)
+            if inflated:
+                return inflated
+            data = self._receive_raw()
+        return data
+
+    def _receive_raw(self):
         try:
             return self.sock.recv(65536)
         except ConnectionResetError:
@@ -367,9 +389,15 @@ class Transcript:
 
 STEP_KINDS = ("C:", "C+", "C!", "S:", "S~")
 END_DIRECTIVES = ("=HANGUP", "=RECONNECT", "=MAILBOX-UNCHANGED", "=MAILBOX-COUNT")
-DIRECTIVES = END_DIRECTIVES + ("=DELIVER", "=PAUSE")
+DIRECTIVES = END_DIRECTIVES + ("=DELIVER", "=PAUSE", "=COMPRESS")
 # =PAUSE is for a clock to tick over, never for a server timer to expire.
 MAX_PAUSE_SECONDS = 2
+
+
+def zlib_sync_flush():
+    import zlib
+
+    return zlib.Z_SYNC_FLUSH
 
 
 def parse_transcript(path):
@@ -536,6 +564,9 @@ class Player:
             self.flush(number)
         if kind == "=DELIVER":
             self.mailroom.deliver(MAILBOXES / (text.strip() + ".mbox"))
+            return
+        if kind == "=COMPRESS":
+            self.servers[int(text or 1)].start_deflate()
             return
         if kind == "=PAUSE":
             seconds = float(text)
