@@ -20,6 +20,8 @@ Transcript syntax, one directive per line:
     C! NAME = cram-md5 USER SECRET CHALLENGE
                                 the base64 CRAM-MD5 answer to a base64 challenge
     C! NAME = repeat N TEXT     TEXT repeated N times (over-long lines)
+    C! NAME = bytes TEXT        TEXT with backslash escapes (x00, r, n) as the octets they
+                                name (NUL, bare CR or LF and 8-bit octets in literal8 data)
     S: text             the next server line is exactly text
     S~ regex            the next server line matches regex (re.fullmatch);
                         named groups become variables, used as {NAME} in C and
@@ -462,8 +464,16 @@ def repeat(count, text):
     return text * int(count)
 
 
+def octets(text):
+    """TEXT's escapes as octets, as a str that C: lines encode back to exactly those octets."""
+    data = text.encode("ascii").decode("unicode_escape").encode("latin-1")
+    return data.decode("utf-8", "surrogateescape") if not any(b > 0x7F for b in data) \
+        else "".join(chr(b) if b < 0x80 else chr(0xDC00 + b) for b in data)
+
+
 # name: (number of arguments, function); the last argument takes the rest of the line.
-FUNCTIONS = {"md5": (1, md5_hex), "cram-md5": (3, cram_md5_answer), "repeat": (2, repeat)}
+FUNCTIONS = {"md5": (1, md5_hex), "cram-md5": (3, cram_md5_answer), "repeat": (2, repeat),
+             "bytes": (1, octets)}
 
 
 class Player:
