@@ -98,8 +98,8 @@ def _icommand(url, text, path):
     _imailbox_ref(url, path[:cut])
     parts = path[cut + 2:].split(b";")
     _uid(url, parts[0])
-    for part in parts[1:]:
-        _component(url, text, part)
+    for previous, part in zip(parts, parts[1:]):
+        _component(url, text, part, previous.endswith(b"/"))
     if path.endswith(b"/"):
         raise BadUrl("the URL ends in a slash")
 
@@ -130,16 +130,17 @@ def _uid(url, part):
     url.uid = _nz_number(part[4:].rstrip(b"/"))
 
 
-def _component(url, text, part):
+def _component(url, text, part, slashed):
+    """One ";NAME=value": SECTION and PARTIAL come after a "/", EXPIRE and URLAUTH without."""
     name, _, value = part.partition(b"=")
     name = name.upper()
-    if name == b"SECTION" and url.section is None and url.partial is None:
+    if name == b"SECTION" and slashed and url.section is None and url.partial is None:
         url.section = _section(value.rstrip(b"/"))
-    elif name == b"PARTIAL" and url.partial is None:
+    elif name == b"PARTIAL" and slashed and url.partial is None:
         url.partial = _partial(value)
-    elif name == b"EXPIRE" and url.expire is None and url.access is None:
+    elif name == b"EXPIRE" and not slashed and url.expire is None and url.access is None:
         url.expire = _expire(value)
-    elif name == b"URLAUTH" and url.access is None:
+    elif name == b"URLAUTH" and not slashed and url.access is None:
         _urlauth(url, text, value)
     else:
         raise BadUrl("bad component in the URL")

@@ -124,7 +124,8 @@ def test_urlauth_parts_and_rump():
     """EXPIRE, the access identifier and the verifier are read; the rump is the URL before
     ":mech:token", byte for byte (RFC 4467 §6)."""
     text = (b"imap://Joe%40x@Mail.Example.com:143/INBOX/;UID=20/;SECTION=1.2;EXPIRE="
-            b"2030-05-01T12:00:00+02:00;URLAUTH=submit+fred:internal:91354A473744909DE610943775F92038")
+            b"2030-05-01T12:00:00+02:00;URLAUTH=submit+fred:internal:"
+            b"91354A473744909DE610943775F92038")
     url = parse_url(text)
     assert (url.user, url.host, url.port) == ("Joe@x", "mail.example.com", 143)
     assert url.expire == datetime.datetime(2030, 5, 1, 10, 0, tzinfo=datetime.timezone.utc)
@@ -144,6 +145,8 @@ BAD_URLS = [
     (b"/INBOX/;UID=1;URLAUTH=anonymous:INTERNAL:" + b"g" * 32, None),
     (b"/INBOX/;UID=1;EXPIRE=2030-01-01T00:00:00;URLAUTH=anonymous", None),
     (b"/IN BOX/;UID=1", None), (b"imap://h:x/INBOX/;UID=1", None),
+    (b"/INBOX/;UID=1;SECTION=1", None), (b"/INBOX/;UID=1/;URLAUTH=anonymous", None),
+    (b"/INBOX/;UID=1/;SECTION=1/;PARTIAL=1/", None),
 ]
 
 
