@@ -32,6 +32,11 @@ class Command:
     - LIST (reference: bytes, patterns: tuple of bytes, options: imap.parser_list.ListOptions)
     - STATUS (mailbox, items: tuple of str upper-case)
     - APPEND (mailbox, messages: tuple of AppendMessage)   (MULTIAPPEND: several)
+    - GENURLAUTH (pairs: tuple of (rump url: bytes, mechanism: str upper-case),)
+    - URLFETCH (requests: tuple of (url: bytes, parameters: tuple of str or None),)
+      (None for a bare URL; RFC 5524 lists: ("BINARY", "BODYPARTSTRUCTURE") ...)
+    - RESETKEY (mailbox or None, mechanisms: tuple of str upper-case)
+    - COMPRESS (mechanism: str upper-case,)
     - SEARCH (charset: str or None, key: search key, returns: ReturnOptions or None)
       (None without RETURN)
     - FETCH (sequence_set, items: tuple of FetchItem)       macros ALL/FAST/FULL expanded
@@ -81,19 +86,30 @@ class ReturnOptions(tuple):
 
 
 class AppendMessage:
-    """One message of APPEND: flags (tuple of str), internal date (aware datetime or None), bytes."""
+    """One message of APPEND: flags (tuple of str), internal date (aware datetime or None), bytes.
 
-    __slots__ = ("flags", "date", "data")
+    `binary` is True when the message came as a literal8 (RFC 3516 §4.4).
+    With CATENATE (RFC 4469) `data` is None and `parts` is a tuple of
+    ("TEXT", bytes, binary) and ("URL", bytes) items, in order.
+    """
 
-    def __init__(self, flags, date, data):
+    __slots__ = ("flags", "date", "data", "binary", "parts")
+
+    def __init__(self, flags, date, data, binary=False, parts=None):
         self.flags, self.date, self.data = tuple(flags), date, data
+        self.binary, self.parts = binary, parts
+
+    def _values(self):
+        return self.flags, self.date, self.data, self.binary, self.parts
 
     def __eq__(self, other):
-        return isinstance(other, AppendMessage) and (self.flags, self.date, self.data) == (
-            other.flags, other.date, other.data)
+        return isinstance(other, AppendMessage) and self._values() == other._values()
 
     def __repr__(self):
-        return "AppendMessage(%r, %r, %d bytes)" % (self.flags, self.date, len(self.data))
+        if self.parts is not None:
+            return "AppendMessage(%r, %r, CATENATE %r)" % (self.flags, self.date, self.parts)
+        return "AppendMessage(%r, %r, %d bytes%s)" % (self.flags, self.date, len(self.data),
+                                                     ", binary" if self.binary else "")
 
 
 class Section:

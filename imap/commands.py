@@ -66,6 +66,18 @@ def starttls(session, command):
     return None
 
 
+def compress(session, command):
+    """RFC 4978; the tagged OK is sent by start_compression before deflating starts."""
+    (mechanism,) = command.args
+    if mechanism != "DEFLATE":
+        raise Bad("Unknown compression mechanism")
+    if session.transport.compressing:
+        raise No("DEFLATE is active already", "COMPRESSIONACTIVE")
+    session.start_compression(command.tag.encode() if isinstance(command.tag, str)
+                              else command.tag)
+    return None
+
+
 def login(session, command):
     """RFC 3501 §6.2.3; refused without TLS on non-local links (LOGINDISABLED)."""
     if not session.plaintext_allowed():
@@ -143,6 +155,7 @@ COMMANDS = {
     "LOGOUT": Entry(logout, ANY, reports_changes=False),
     "STARTTLS": Entry(starttls, (NOT_AUTHENTICATED,), reports_changes=False),
     "AUTHENTICATE": Entry(authenticate, (NOT_AUTHENTICATED,)),
+    "COMPRESS": Entry(compress, LOGGED_IN, reports_changes=False),
     "LOGIN": Entry(login, (NOT_AUTHENTICATED,)),
     "ID": Entry(id_command, ANY),
     "ENABLE": Entry(enable, LOGGED_IN),
@@ -171,4 +184,7 @@ COMMANDS = {
     "COPY": Entry(_later("selected", "copy"), (SELECTED,)),
     "MOVE": Entry(_later("selected", "move"), (SELECTED,)),
     "IDLE": Entry(_later("idle", "idle"), (SELECTED, AUTHENTICATED)),
+    "GENURLAUTH": Entry(_later("urlauth", "genurlauth"), LOGGED_IN),
+    "URLFETCH": Entry(_later("urlauth", "urlfetch"), LOGGED_IN),
+    "RESETKEY": Entry(_later("urlauth", "resetkey"), LOGGED_IN),
 }

@@ -113,6 +113,13 @@ class Framer:
         self._ready = None
         self._start_command()
 
+    def take_unread(self):
+        """The bytes received but not yet framed, removed (they follow a COMPRESS command)."""
+        data = bytes(self._buffer)
+        self._buffer.clear()
+        self._scanned = 0
+        return data
+
     def feed(self, data):
         """Add bytes read from the client."""
         self._buffer += data

@@ -144,14 +144,17 @@ def status_response(session, name, items):
 
 
 def append(session, command):
-    """RFC 3501 §6.3.11 with MULTIAPPEND (RFC 3502) and APPENDUID (RFC 4315)."""
+    """RFC 3501 §6.3.11 with MULTIAPPEND (RFC 3502), APPENDUID (RFC 4315), CATENATE
+    (RFC 4469) and literal8 (RFC 3516). Every message is built before any is
+    stored, so a failing URL or part appends nothing."""
     from imap.selected import open_target
     from imap.sequence import format_uid_set
 
     name, messages = command.args
-    if any(not message.data for message in messages):
+    texts = [_message_text(session, message) for message in messages]
+    if any(not text for text in texts):
         raise No("Empty message", "CANNOT")
-    items = [_append_item(message) for message in messages]
+    items = [_append_item(message, text) for message, text in zip(messages, texts)]
     target = open_target(session, name)
     try:
         uids = target.append(items)
@@ -161,12 +164,30 @@ def append(session, command):
     return "[APPENDUID %d %s] APPEND completed" % (validity, format_uid_set(uids).decode())
 
 
-def _append_item(message):
+def _message_text(session, message):
+    """The octets to store: the literal, or the CATENATE parts joined; binary made storable."""
+    from imap import storable
+
+    data, binary = message.data, message.binary
+    if message.parts is not None:
+        from imap.urls import catenated
+
+        data = catenated(session, message.parts, session.config.imap_max_append_size)
+        binary = any(part[0] == "TEXT" and part[2] for part in message.parts)
+    if not binary:
+        return data
+    try:
+        return storable.storable(data)
+    except storable.Unstorable:
+        raise No("The message cannot be stored in binary form", "UNKNOWN-CTE") from None
+
+
+def _append_item(message, data):
     """(data, flag bits, keywords, (unix time, zone minutes)) for Mailbox.append."""
     bits, keywords = split_flags(message.flags)
     if message.date is None:
         now = time.time()
-        return message.data, bits, keywords, (int(now), time.localtime(now).tm_gmtoff // 60)
+        return data, bits, keywords, (int(now), time.localtime(now).tm_gmtoff // 60)
     offset = message.date.utcoffset()
-    return (message.data, bits, keywords,
+    return (data, bits, keywords,
             (int(message.date.timestamp()), int(offset.total_seconds()) // 60 if offset else 0))

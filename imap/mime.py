@@ -574,6 +574,14 @@ def _structure(data, entity, extensible):
     return plist(items)
 
 
+def part_structure(message, part):
+    """BODYSTRUCTURE of the entity that part numbers name (() the message), or None."""
+    data = _crlf(message)
+    root = _parse(data)
+    node = _resolve(root, tuple(part)) if part else root
+    return None if node is None else _structure(data, node, True)
+
+
 def _lines(data, entity):
     return number(data.count(b"\n", entity.body, entity.end))
 
@@ -686,6 +694,27 @@ def binary(message, part):
     if node.is_multipart():
         raise NotLeaf("a multipart has no content of its own")
     return _decode(data[node.body:node.end], _encoding(node.fields))
+
+
+def leaves(message):
+    """(header start, body start, end, upper-case CTE) of each leaf entity, in order.
+
+    Unlike the other functions this reads message as given, without turning
+    bare LFs into CRLF first: APPEND (imap.storable) needs the offsets of the
+    client's own bytes. Structure lines are found only where they end in CRLF.
+    """
+    stack = [_parse(bytes(message))]
+    while stack:
+        node = stack.pop()
+        if node.children is None:
+            yield node.start, node.body, node.end, _encoding(node.fields)
+        else:
+            stack.extend(reversed(node.children))
+
+
+def decode(body, encoding):
+    """body with its Content-Transfer-Encoding removed; UnknownEncoding if it has no decoder."""
+    return _decode(body, encoding)
 
 
 def _decode(body, encoding):

@@ -8,7 +8,7 @@ rules they read; each takes a Cursor and leaves it after what it read.
 The SEARCH, SORT and THREAD grammar lives in imap.parser_search.
 """
 
-from imap.command import SAVED_RESULT, AppendMessage, Command, FetchItem, ParseError, Section
+from imap.command import SAVED_RESULT, Command, FetchItem, ParseError, Section
 from server.limits import IMAP_MAX_LITERALS
 
 # Limits on what a client controls (ARCHITECTURE "Errors and bad input"); the
@@ -620,24 +620,10 @@ def status_att(cursor):
 
 
 def append_arguments(cursor):
-    """mailbox 1*(SP [flag-list SP] [date-time SP] (literal / literal8)) (RFC 3502)."""
-    name = mailbox_argument(cursor)
-    return name + (space_separated(cursor, append_message, "Missing message literal"),)
+    """APPEND, with MULTIAPPEND and CATENATE: imap.parser_append keeps that grammar."""
+    from imap import parser_append
 
-
-def append_message(cursor):
-    flags = ()
-    if cursor.peek() == b"(":
-        flags = flag_list(cursor)
-        cursor.space("Missing message literal")
-    internal_date = None
-    if cursor.peek() == b'"':
-        internal_date = date_time(cursor)
-        cursor.space("Missing message literal")
-    binary = cursor.skip(b"~")
-    if cursor.peek() != b"{":
-        raise cursor.fail("Missing message literal")
-    return AppendMessage(flags, internal_date, literal(cursor, binary))
+    return parser_append.append_arguments(cursor)
 
 
 def sequence_set_argument(cursor):
@@ -721,6 +707,22 @@ def capability(cursor):
     return atom(cursor, "Missing capability").decode("ascii").upper()
 
 
+def compress_arguments(cursor):
+    """SP algorithm (RFC 4978 §5), upper-cased."""
+    cursor.space("Missing compression mechanism")
+    return (atom(cursor, "Missing compression mechanism").decode("ascii").upper(),)
+
+
+def url_arguments(rule):
+    """GENURLAUTH, URLFETCH, RESETKEY: imap.parser_url keeps the URL grammar."""
+    def arguments(cursor):
+        from imap import parser_url
+
+        return getattr(parser_url, rule)(cursor)
+
+    return arguments
+
+
 def id_arguments(cursor):
     """SP id-params-list (RFC 2971): (((name, value), ...),) or (None,) for NIL."""
     cursor.space("Missing ID parameters")
@@ -771,6 +773,10 @@ _COMMANDS = {
     "ENABLE": enable_arguments,
     "CANCELUPDATE": cancelupdate_arguments,
     "ID": id_arguments,
+    "COMPRESS": compress_arguments,
+    "GENURLAUTH": url_arguments("genurlauth_arguments"),
+    "URLFETCH": url_arguments("urlfetch_arguments"),
+    "RESETKEY": url_arguments("resetkey_arguments"),
 }
 
 # The commands UID may prefix (RFC 3501 §6.4.8, RFC 4315, RFC 6851, RFC 5256).

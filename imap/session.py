@@ -24,6 +24,7 @@ AUTHENTICATED_CAPABILITIES = [
     b"MOVE", b"WITHIN", b"ESEARCH", b"SEARCHRES", b"SORT", b"SORT=DISPLAY", b"ESORT",
     b"CONTEXT=SEARCH", b"CONTEXT=SORT", b"THREAD=REFERENCES", b"THREAD=ORDEREDSUBJECT",
     b"LIST-EXTENDED", b"LIST-STATUS", b"SPECIAL-USE", b"STATUS=SIZE",
+    b"COMPRESS=DEFLATE", b"BINARY", b"CATENATE", b"URLAUTH", b"URLAUTH=BINARY",
 ]
 
 # StoreError kind -> (RFC 5530 response code, text): the one place kinds become replies.
@@ -347,6 +348,18 @@ class ImapSession:
         self.flush()
         self.framer.reset()
         self.transport.start_tls(self.tls_context)
+
+    # -- COMPRESS ---------------------------------------------------------------
+
+    def start_compression(self, tag):
+        """Answer OK, then deflate both ways (RFC 4978 §3).
+
+        The client may not send anything before it has seen the OK, so bytes
+        already received after the command are compressed input too.
+        """
+        self.send_line(tag + b" OK DEFLATE active")
+        self.flush()
+        self.transport.start_compression(self.framer.take_unread())
 
 
 def _is_append(head):

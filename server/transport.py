@@ -2,7 +2,8 @@
 
 Reads are line-oriented with a size limit and a timeout; nothing is parsed
 here. After a TLS handshake the read buffer starts empty, so bytes a client
-pipelined before STARTTLS/STLS are never taken as commands.
+pipelined before STARTTLS/STLS are never taken as commands. IMAP's COMPRESS
+(RFC 4978) adds a deflate layer above TLS (server.compression).
 """
 
 import os
@@ -41,6 +42,7 @@ class Transport:
         # pre-login timeout, since a client that never finishes must not hold
         # the process forever.
         self.handshake_timeout = None
+        self.compression = None
         self.sock = _socket_on(rfd)
         self.peer, self.local = _addresses(self.sock)
 
@@ -49,6 +51,10 @@ class Transport:
     @property
     def encrypted(self):
         return self.tls is not None
+
+    @property
+    def compressing(self):
+        return self.compression is not None
 
     @property
     def local_port(self):
@@ -88,6 +94,28 @@ class Transport:
         except (OSError, ValueError) as error:
             raise HandshakeFailed(_handshake_reason(error)) from None
 
+    # -- COMPRESS ---------------------------------------------------------
+
+    def start_compression(self, already_read=b""):
+        """Deflate from now on, both ways (RFC 4978 §3).
+
+        already_read: bytes the caller received after the COMPRESS command and
+        had not parsed yet; they are compressed input like what follows.
+        """
+        from server.compression import Deflate
+
+        self.compression = Deflate()
+        if already_read or self.buffer:
+            self.buffer = bytearray(self._inflate(bytes(self.buffer) + already_read))
+
+    def _inflate(self, data):
+        from server.compression import CorruptStream
+
+        try:
+            return self.compression.decompress(data)
+        except CorruptStream as error:
+            raise Disconnected(str(error)) from None
+
     # -- reading --------------------------------------------------------
 
     def readline(self, limit, timeout):
@@ -118,6 +146,8 @@ class Transport:
         """True when input is buffered or arrives within timeout (IDLE's wait)."""
         if self.buffer or (self.tls and self.tls.pending()):
             return True
+        if self.compression and self.compression.pending():
+            return True
         ready, _, _ = select.select([self.rfd], [], [], timeout)
         return bool(ready)
 
@@ -126,13 +156,27 @@ class Transport:
         return b"\n" in self.buffer
 
     def _fill(self, timeout):
+        """Add at least one byte to the buffer (inflated ones when compressing)."""
+        while True:
+            if self.compression is None:
+                self.buffer += self._receive(timeout)
+                return
+            held_back = self.compression.pending()
+            data = self._inflate(b"" if held_back else self._receive(timeout))
+            if data:
+                self.buffer += data
+                return
+            # A deflate block can carry no output (an empty sync flush): read on.
+
+    def _receive(self, timeout):
+        """The next bytes from the socket or TLS, waiting at most timeout seconds."""
         try:
             data = self._receive_tls(timeout) if self.tls else self._receive_plain(timeout)
         except OSError as error:
             raise Disconnected(str(error)) from None
         if not data:
             raise Disconnected("end of input")
-        self.buffer += data
+        return data
 
     def _receive_plain(self, timeout):
         ready, _, _ = select.select([self.rfd], [], [], timeout)
@@ -153,6 +197,8 @@ class Transport:
 
     def write(self, data):
         """Send all of data, or raise Disconnected."""
+        if self.compression:
+            data = self.compression.compress(data)
         try:
             if self.tls:
                 self.tls.settimeout(None)  # writes wait as plain os.write() does

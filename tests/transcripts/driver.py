@@ -20,6 +20,8 @@ Transcript syntax, one directive per line:
     C! NAME = cram-md5 USER SECRET CHALLENGE
                                 the base64 CRAM-MD5 answer to a base64 challenge
     C! NAME = repeat N TEXT     TEXT repeated N times (over-long lines)
+    C! NAME = bytes TEXT        TEXT with backslash escapes (x00, r, n) as the octets they
+                                name (NUL, bare CR or LF and 8-bit octets in literal8 data)
     S: text             the next server line is exactly text
     S~ regex            the next server line matches regex (re.fullmatch);
                         named groups become variables, used as {NAME} in C and
@@ -41,6 +43,8 @@ Every transcript is played against both drivers (mailroom.driver "mbox" or
 flags, keywords and dates (maildirroom.py), so the same lines must come back.
     =PAUSE SECONDS      wait (at most 2 s), for behaviour that depends on the clock
                         changing, such as a value derived from the time of day
+    =COMPRESS [N]       from here on connection N (default 1) deflates what it sends
+                        and inflates what it reads (RFC 4978), as after COMPRESS OK
 
 Concurrent sessions on the same mailbox: C2:, C2+, S2:, S2~ (digits 2 to 9)
 are the same lines for a second (third, ...) connection, which starts at its
@@ -272,12 +276,32 @@ class ServerProcess:
         self.hang_guard = hang_guard
         self.sock.settimeout(hang_guard)
         self.buffer = b""
+        self.deflater = self.inflater = None
+
+    def start_deflate(self):
+        """Raw deflate both ways from now on (RFC 4978), as a client does after COMPRESS OK."""
+        import zlib
+
+        self.deflater = zlib.compressobj(6, zlib.DEFLATED, -15)
+        self.inflater = zlib.decompressobj(-15)
+        self.buffer = self.inflater.decompress(self.buffer)
 
     def send(self, data):
+        if self.deflater:
+            data = self.deflater.compress(data) + self.deflater.flush(zlib_sync_flush())
         self.sock.sendall(data)
 
     def receive(self):
         """The next bytes from the server; b"" once it has closed the connection."""
+        data = self._receive_raw()
+        while self.inflater and data:
+            inflated = self.inflater.decompress(data)
+            if inflated:
+                return inflated
+            data = self._receive_raw()
+        return data
+
+    def _receive_raw(self):
         try:
             return self.sock.recv(65536)
         except ConnectionResetError:
@@ -367,9 +391,15 @@ class Transcript:
 
 STEP_KINDS = ("C:", "C+", "C!", "S:", "S~")
 END_DIRECTIVES = ("=HANGUP", "=RECONNECT", "=MAILBOX-UNCHANGED", "=MAILBOX-COUNT")
-DIRECTIVES = END_DIRECTIVES + ("=DELIVER", "=PAUSE")
+DIRECTIVES = END_DIRECTIVES + ("=DELIVER", "=PAUSE", "=COMPRESS")
 # =PAUSE is for a clock to tick over, never for a server timer to expire.
 MAX_PAUSE_SECONDS = 2
+
+
+def zlib_sync_flush():
+    import zlib
+
+    return zlib.Z_SYNC_FLUSH
 
 
 def parse_transcript(path):
@@ -434,8 +464,16 @@ def repeat(count, text):
     return text * int(count)
 
 
+def octets(text):
+    """TEXT's escapes as octets, as a str that C: lines encode back to exactly those octets."""
+    data = text.encode("ascii").decode("unicode_escape").encode("latin-1")
+    return data.decode("utf-8", "surrogateescape") if not any(b > 0x7F for b in data) \
+        else "".join(chr(b) if b < 0x80 else chr(0xDC00 + b) for b in data)
+
+
 # name: (number of arguments, function); the last argument takes the rest of the line.
-FUNCTIONS = {"md5": (1, md5_hex), "cram-md5": (3, cram_md5_answer), "repeat": (2, repeat)}
+FUNCTIONS = {"md5": (1, md5_hex), "cram-md5": (3, cram_md5_answer), "repeat": (2, repeat),
+             "bytes": (1, octets)}
 
 
 class Player:
@@ -536,6 +574,9 @@ class Player:
             self.flush(number)
         if kind == "=DELIVER":
             self.mailroom.deliver(MAILBOXES / (text.strip() + ".mbox"))
+            return
+        if kind == "=COMPRESS":
+            self.servers[int(text or 1)].start_deflate()
             return
         if kind == "=PAUSE":
             seconds = float(text)

@@ -276,3 +276,14 @@ def test_reset_in_the_middle_of_a_literal():
     framer.reset()
     framer.feed(b"b NOOP\r\n")
     assert framer.next_event() == CommandReady(b"b NOOP")
+
+
+def test_take_unread_hands_back_what_follows_a_complete_command():
+    """Bytes after a complete command (compressed input after COMPRESS) are handed back
+    untouched and the framer is left empty."""
+    framer = Framer(100, 100)
+    framer.feed(b"a COMPRESS DEFLATE\r\n\x78\x9c\x00\r\nrest")
+    assert framer.next_event() == CommandReady(b"a COMPRESS DEFLATE")
+    assert framer.take_unread() == b"\x78\x9c\x00\r\nrest"
+    assert framer.next_event() is None
+    assert framer.take_unread() == b""

@@ -87,12 +87,12 @@ VALID = [
      command("APPEND", b"saved", (AppendMessage(
          ("\\Draft",), datetime.datetime(1996, 7, 17, 2, 44, 25, tzinfo=zone(330)), b"abc"),))),
     (b"a APPEND saved ~{3}\r\na\x00c",
-     command("APPEND", b"saved", (AppendMessage((), None, b"a\x00c"),))),
+     command("APPEND", b"saved", (AppendMessage((), None, b"a\x00c", binary=True),))),
     (b'a APPEND inbox (\\Seen) {1}\r\nx "01-Jan-2000 00:00:00 +0000" {1}\r\ny ~{1}\r\nz',
      command("APPEND", b"INBOX", (
          AppendMessage(("\\Seen",), None, b"x"),
          AppendMessage((), datetime.datetime(2000, 1, 1, tzinfo=UTC), b"y"),
-         AppendMessage((), None, b"z")))),
+         AppendMessage((), None, b"z", binary=True)))),
     (b"a ENABLE CONDSTORE", command("ENABLE", ("CONDSTORE",))),
     (b"a ENABLE qresync utf8=accept", command("ENABLE", ("QRESYNC", "UTF8=ACCEPT"))),
     (b"a NAMESPACE", command("NAMESPACE")),

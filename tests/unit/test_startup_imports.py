@@ -15,7 +15,10 @@ REPO = Path(__file__).resolve().parents[2]
 # Loaded only by the command that needs it: TLS, MIME, PAM, digests, the mailbox engine.
 HEAVY_MODULES = ("ssl", "_ssl", "email", "asyncio", "pam", "ctypes", "_ctypes", "hashlib",
                  "_hashlib", "hmac", "mmap", "json", "configparser", "auth.authenticator",
-                 "mailstore.mbox", "mailstore.mboxformat", "imap.mime", "imap.search", "imap.view")
+                 "mailstore.mbox", "mailstore.mboxformat", "imap.mime", "imap.search", "imap.view",
+                 # COMPRESS (RFC 4978) loads zlib only when a client sends it.
+                 "zlib", "server.compression", "imap.parser_append", "imap.parser_url",
+                 "imap.urls", "imap.urlauth", "imap.storable")
 HANG_GUARD_SECONDS = 30
 
 
