@@ -633,7 +633,8 @@ class MboxMailbox:
         `appended` is new mail to put after the last message, in the same
         journal as the header patches (and the UID base that counts it).
         """
-        writes, moves = self._plan(doomed)
+        writes, tail_from = self._plan(doomed)
+        moves = tail_from is not None
         if moves and self.session_lock is None:
             self._wait_for_no_pop3_session()
         if appended and moves:
@@ -654,12 +655,31 @@ class MboxMailbox:
         if doomed:
             self.messages = [m for m in self.messages if id(m) not in doomed]
         if moves:
-            self._map_and_parse()
+            self._reparse_from(tail_from)
         else:
             self._after_patches()
             if appended:
                 self._parse_appended(old_size)
         self.dirty = False
+
+    def _reparse_from(self, tail_from):
+        """After a rewrite that moved data from tail_from on: re-read only from there.
+
+        The messages before tail_from kept their place (some got same-size
+        patches); those after it were written by us with their UIDs.
+        """
+        keep = [m for m in self.messages if m.start < tail_from]
+        if not keep or tail_from <= keep[0].start:
+            self._map_and_parse()
+            return
+        patched = [m for m in self._dirty_messages() if m.start < tail_from]
+        self.messages, self._touched = keep, []
+        self._remap(os.fstat(self.fd).st_size)
+        for message in ([self.pseudo] if self.pseudo else []) + keep[:1] + patched:
+            message.hidden = fmt.scan_message(self.map, message.start)[0].hidden
+            message.dirty = False
+        if not self._take_new_messages(tail_from, True, keep[-1].uid):
+            self._map_and_parse()
 
     @contextlib.contextmanager
     def _undone_on_failure(self):
@@ -703,7 +723,7 @@ class MboxMailbox:
         if all(id(m) in doomed for m in self.messages) and not self.pseudo:
             pseudo = fmt.pseudo_message(self.uidvalidity, self.last_uid, self.keywords,
                                         socket.gethostname())
-            return [(0, [pseudo])], True
+            return [(0, [pseudo])], 0
         writes = []
         tail_from = self._plan_pseudo(writes)
         need_base = self.pseudo is None
@@ -724,7 +744,7 @@ class MboxMailbox:
                 writes.append((message.header, [region]))
         if tail_from is not None:
             writes.append((tail_from, self._tail_chunks(tail_from, doomed)))
-        return writes, tail_from is not None
+        return writes, tail_from
 
     def _plan_candidates(self, doomed):
         """The messages _plan must visit, in file order: all when some are doomed,
