@@ -126,8 +126,21 @@ def id_command(session, command):
 
 
 def enable(session, command):
-    """RFC 5161: nothing this server offers needs enabling yet, so nothing is enabled."""
-    session.send_untagged(b"ENABLED")
+    """RFC 5161: IMAP4rev2 (RFC 9051) and UTF8=ACCEPT (RFC 6855); ENABLED names
+    what this command turned on, and nothing else is enabled."""
+    from imap.session import ENABLEABLE
+
+    (names,) = command.args
+    fresh = []
+    for name in names:
+        if name in ENABLEABLE and name not in session.enabled:
+            session.enabled.add(name)
+            fresh.append(ENABLEABLE[name])
+    if "IMAP4rev2" in fresh and session.selected:
+        # Clients enable before SELECT (RFC 5161 §3.1); one that did not
+        # stops seeing \Recent from here on.
+        session.selected.forget_recent()
+    session.send_untagged(b" ".join([b"ENABLED"] + [name.encode() for name in fresh]))
     return "ENABLE completed"
 
 
@@ -171,4 +184,5 @@ COMMANDS = {
     "COPY": Entry(_later("selected", "copy"), (SELECTED,)),
     "MOVE": Entry(_later("selected", "move"), (SELECTED,)),
     "IDLE": Entry(_later("idle", "idle"), (SELECTED, AUTHENTICATED)),
+    "NOTIFY": Entry(_later("notify", "notify"), LOGGED_IN),
 }
