@@ -138,8 +138,21 @@ def id_command(session, command):
 
 
 def enable(session, command):
-    """RFC 5161: nothing this server offers needs enabling yet, so nothing is enabled."""
-    session.send_untagged(b"ENABLED")
+    """RFC 5161: IMAP4rev2 (RFC 9051) and UTF8=ACCEPT (RFC 6855); ENABLED names
+    what this command turned on, and nothing else is enabled."""
+    from imap.session import ENABLEABLE
+
+    (names,) = command.args
+    fresh = []
+    for name in names:
+        if name in ENABLEABLE and name not in session.enabled:
+            session.enabled.add(name)
+            fresh.append(ENABLEABLE[name])
+    if "IMAP4rev2" in fresh and session.selected:
+        # Clients enable before SELECT (RFC 5161 §3.1); one that did not
+        # stops seeing \Recent from here on.
+        session.selected.forget_recent()
+    session.send_untagged(b" ".join([b"ENABLED"] + [name.encode() for name in fresh]))
     return "ENABLE completed"
 
 
@@ -187,4 +200,5 @@ COMMANDS = {
     "GENURLAUTH": Entry(_later("urlauth", "genurlauth"), LOGGED_IN),
     "URLFETCH": Entry(_later("urlauth", "urlfetch"), LOGGED_IN),
     "RESETKEY": Entry(_later("urlauth", "resetkey"), LOGGED_IN),
+    "NOTIFY": Entry(_later("notify", "notify"), LOGGED_IN),
 }

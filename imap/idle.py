@@ -27,6 +27,9 @@ def idle(session, command):
             raise CloseSession()
         if session.selected:
             session.selected.report_changes(allow_expunge=True)
+        if session.notifier:
+            # RFC 9051 §6.3.13 / RFC 5465: IDLE also tells of other mailboxes.
+            session.notifier.poll_others()
         if now - last_word > limits.IDLE_KEEPALIVE:
             session.send_line(b"* OK Still here")
             last_word = now

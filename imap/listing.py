@@ -28,10 +28,10 @@ def list_mailboxes(session, command):
     if not pattern:
         # RFC 3501 §6.3.8: the delimiter and the root of the reference's hierarchy.
         root = reference.split(DELIMITER, 1)[0] + DELIMITER if DELIMITER in reference else b""
-        session.send_untagged(b'LIST (\\Noselect) "/" ' + wire.astring(root))
+        session.send_untagged(b'LIST (\\Noselect) "/" ' + wire.astring(root, session.utf8))
         return "LIST completed"
     special = special_use(session.config)
-    for name, attributes in session.store.list(_pattern(reference, pattern)):
+    for name, attributes in session.store.list(_pattern(session, reference, pattern)):
         _send_list(session, b"LIST", name, attributes | special.get(name, set()))
     return "LIST completed"
 
@@ -39,7 +39,7 @@ def list_mailboxes(session, command):
 def lsub(session, command):
     """RFC 3501 §6.3.9: subscribed names that match, existing or not."""
     reference, pattern = command.args
-    matcher = _pattern(reference, pattern)
+    matcher = _pattern(session, reference, pattern)
     subscribed = session.store.subscriptions()
     shown = set()
     for name in subscribed:
@@ -72,7 +72,7 @@ def special_use(config):
 
 def _extended_list(session, reference, patterns, options):
     """Select names, then answer each with its attributes, CHILDINFO and STATUS."""
-    matcher = _any_pattern(reference, patterns)
+    matcher = _any_pattern(session, reference, patterns)
     if matcher is None:
         return "LIST completed"
     if options.status_items and session.selected:
@@ -90,7 +90,7 @@ def _extended_list(session, reference, patterns, options):
     return "LIST completed"
 
 
-def _any_pattern(reference, patterns):
+def _any_pattern(session, reference, patterns):
     """One matcher for all patterns, or None when no pattern can match anything.
 
     RFC 5258 §3: in an extended LIST an empty pattern is no request for the
@@ -104,7 +104,14 @@ def _any_pattern(reference, patterns):
             accepted += [ListPattern(reference, pattern)] if pattern else []
         except ValueError:
             continue
-    return AnyPattern(accepted) if accepted else None
+    return _in_store_form(session, AnyPattern(accepted)) if accepted else None
+
+
+def _in_store_form(session, pattern):
+    """A pattern a UTF-8 client wrote, matched against the store's names (imap.names)."""
+    from imap.names import Utf8Pattern
+
+    return Utf8Pattern(pattern) if session.utf8 else pattern
 
 
 class _Choice:
@@ -198,15 +205,26 @@ def _parents(name):
     return [DELIMITER.join(levels[:n]) for n in range(1, len(levels))]
 
 
-def _pattern(reference, pattern):
+def _pattern(session, reference, pattern):
     from imap.listpattern import ListPattern
 
     try:
-        return ListPattern(reference, pattern)
+        return _in_store_form(session, ListPattern(reference, pattern))
     except ValueError:
         raise Bad("Mailbox pattern too long") from None
 
 
+def send_list_of(session, name):
+    """The LIST response of one mailbox, as SELECT sends it in IMAP4rev2 (RFC 9051 §6.3.2)."""
+    from imap.listpattern import ListPattern
+
+    attributes = set()
+    for listed, found in session.store.list(ListPattern(b"", name)):
+        if listed == name:
+            attributes = set(found)
+    _send_list(session, b"LIST", name, attributes | special_use(session.config).get(name, set()))
+
+
 def _send_list(session, word, name, attributes, extended=b""):
     flags = " ".join(sorted(attributes)).encode()
-    session.send_untagged(word + b" (" + flags + b') "/" ' + wire.astring(name) + extended)
+    session.send_untagged(word + b" (" + flags + b') "/" ' + session.wire_name(name) + extended)

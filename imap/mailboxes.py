@@ -2,7 +2,6 @@
 
 import time
 
-from imap import wire
 from imap.session import AUTHENTICATED, SELECTED, Bad, No
 from imap.view import SelectedMailbox, flags_announcement, split_flags
 from mailstore import mboxformat as fmt
@@ -24,11 +23,14 @@ def _check_new_name(name):
 
 def select(session, command, readonly=False):
     """RFC 3501 §6.3.1 (and §6.3.2 for EXAMINE); responses in UW's order (servers.md §3.4)."""
-    (name,) = command.args
+    name = session.mailbox_name(command.args[0])
     if session.selected:
         session.selected.close()
         session.selected = None
         session.state = AUTHENTICATED
+        if session.rev2:
+            # RFC 9051 §6.3.2: the end of the old mailbox's responses.
+            session.send_untagged(b"OK [CLOSED] Previous mailbox closed")
     mailbox = session.store.open_mailbox(name, readonly=readonly)
     view = SelectedMailbox(session, mailbox, name, readonly)
     try:
@@ -43,14 +45,22 @@ def select(session, command, readonly=False):
 
 
 def _announce(session, view):
+    """RFC 3501 §6.3.1; for IMAP4rev2 (RFC 9051 §6.3.2) without RECENT and
+    UNSEEN, and with the mailbox's LIST response."""
     mailbox = view.mailbox
     send = session.send_untagged
     send(b"%d EXISTS" % len(view.uids))
-    send(b"%d RECENT" % len(view.recent))
+    if not session.rev2:
+        send(b"%d RECENT" % len(view.recent))
     send(b"OK [UIDVALIDITY %d] UID validity status" % mailbox.uidvalidity)
     send(b"OK [UIDNEXT %d] Predicted next UID" % mailbox.uidnext)
     for line in flags_announcement(mailbox.keywords, view.readonly):
         send(line)
+    if session.rev2:
+        from imap.listing import send_list_of
+
+        send_list_of(session, view.name)
+        return
     unseen = next((n for n, m in enumerate(mailbox.messages, 1) if not m.flags & fmt.SEEN), 0)
     if unseen:
         send(b"OK [UNSEEN %d] First unseen message" % unseen)
@@ -62,7 +72,7 @@ def examine(session, command):
 
 def create(session, command):
     """RFC 3501 §6.3.3; `a/b/` makes only the directory (a \\Noselect name)."""
-    (name,) = command.args
+    name = session.mailbox_name(command.args[0])
     if name == b"INBOX":
         raise No("Can't create INBOX", "ALREADYEXISTS")
     _check_new_name(name.rstrip(DELIMITER))
@@ -72,7 +82,7 @@ def create(session, command):
 
 def delete(session, command):
     """RFC 3501 §6.3.4."""
-    (name,) = command.args
+    name = session.mailbox_name(command.args[0])
     if name == b"INBOX":
         raise No("Can't delete INBOX", "CANNOT")
     if session.selected and session.selected.name == name:
@@ -83,7 +93,7 @@ def delete(session, command):
 
 def rename(session, command):
     """RFC 3501 §6.3.5; RENAME INBOX moves its messages and leaves INBOX empty."""
-    old, new = command.args
+    old, new = (session.mailbox_name(name) for name in command.args)
     _check_new_name(new)
     if new == b"INBOX":
         raise No("Can't rename to INBOX", "ALREADYEXISTS")
@@ -95,18 +105,18 @@ def rename(session, command):
 
 def subscribe(session, command):
     """RFC 3501 §6.3.6; stored in ~/.mailboxlist as UW does."""
-    session.store.subscribe(command.args[0])
+    session.store.subscribe(session.mailbox_name(command.args[0]))
     return "SUBSCRIBE completed"
 
 
 def unsubscribe(session, command):
     """RFC 3501 §6.3.7."""
-    session.store.unsubscribe(command.args[0])
+    session.store.unsubscribe(session.mailbox_name(command.args[0]))
     return "UNSUBSCRIBE completed"
 
 
-# RFC 3501 §6.3.10, and SIZE (RFC 8438).
-_STATUS_ITEMS = ("MESSAGES", "RECENT", "UIDNEXT", "UIDVALIDITY", "UNSEEN", "SIZE")
+# RFC 3501 §6.3.10, SIZE (RFC 8438) and, for IMAP4rev2, DELETED (RFC 9051 §6.3.11).
+_STATUS_ITEMS = ("MESSAGES", "RECENT", "UIDNEXT", "UIDVALIDITY", "UNSEEN", "SIZE", "DELETED")
 
 
 def status(session, command):
@@ -115,7 +125,7 @@ def status(session, command):
     unknown = [item for item in items if item not in _STATUS_ITEMS]
     if unknown:
         raise Bad("Unknown status item %s" % unknown[0])
-    session.send_untagged(status_response(session, name, items))
+    session.send_untagged(status_response(session, session.mailbox_name(name), items))
     return "STATUS completed"
 
 
@@ -136,11 +146,12 @@ def status_response(session, name, items):
             "UNSEEN": lambda: sum(1 for m in messages if not m.flags & fmt.SEEN),
             # RFC 8438 §2: the sum of the messages' RFC822.SIZE, metadata hidden.
             "SIZE": lambda: sum(m.size for m in messages),
+            "DELETED": lambda: sum(1 for m in messages if m.flags & fmt.DELETED),
         }
         values = b" ".join(b"%s %d" % (item.encode(), counts[item]()) for item in items)
     finally:
         mailbox.close()
-    return b"STATUS " + wire.astring(name) + b" (" + values + b")"
+    return b"STATUS " + session.wire_name(name) + b" (" + values + b")"
 
 
 def append(session, command):
@@ -151,6 +162,7 @@ def append(session, command):
     from imap.sequence import format_uid_set
 
     name, messages = command.args
+    name = session.mailbox_name(name)
     texts = [_message_text(session, message) for message in messages]
     if any(not text for text in texts):
         raise No("Empty message", "CANNOT")

@@ -48,13 +48,15 @@ SYSTEM_FLAGS = {name.lower(): "\\" + name for name in (
 class Cursor:
     """A position in the bytes of one command, and what error replies need to know."""
 
-    __slots__ = ("data", "pos", "tag", "nesting", "literals", "eight_bit")
+    __slots__ = ("data", "pos", "tag", "nesting", "literals", "eight_bit", "rev2")
 
     def __init__(self, data):
         self.data, self.pos, self.tag = data, 0, None
         self.nesting, self.literals = 0, 0
         # 8-bit octets in quoted strings: only in search criteria (UTF-8 text).
         self.eight_bit = False
+        # The client enabled IMAP4rev2, whose grammar differs in places (RFC 9051 §9).
+        self.rev2 = False
 
     def fail(self, text):
         """The ParseError to raise, carrying the tag when it has been read."""
@@ -109,11 +111,17 @@ class Cursor:
 # -- the command line ----------------------------------------------------------
 
 
-def parse_command(data):
-    """The Command in data (one whole command without its final CRLF), or ParseError."""
+def parse_command(data, utf8=False, rev2=False):
+    """The Command in data (one whole command without its final CRLF), or ParseError.
+
+    utf8: the client enabled IMAP4rev2 or UTF8=ACCEPT, whose quoted strings
+    may hold UTF-8 (RFC 9051 §9 QUOTED-CHAR, RFC 6855 §3); rev2: it enabled
+    IMAP4rev2.
+    """
     if not data:
         raise ParseError(None, "Empty command line")
     cursor = Cursor(data)
+    cursor.eight_bit, cursor.rev2 = utf8, rev2
     tag(cursor)
     if cursor.at_end():
         raise cursor.fail("Missing command")
@@ -601,8 +609,10 @@ def list_arguments(cursor):
     return reference, list_mailbox(cursor, "Missing mailbox pattern")
 
 
-# RFC 3501 §6.3.10 and SIZE (RFC 8438).
+# RFC 3501 §6.3.10 and SIZE (RFC 8438); IMAP4rev2 drops RECENT and adds
+# DELETED (RFC 9051 §6.3.11).
 _STATUS_ITEMS = frozenset(("MESSAGES", "RECENT", "UIDNEXT", "UIDVALIDITY", "UNSEEN", "SIZE"))
+_REV2_STATUS_ITEMS = _STATUS_ITEMS - {"RECENT"} | {"DELETED"}
 
 
 def status_arguments(cursor):
@@ -614,7 +624,7 @@ def status_arguments(cursor):
 
 def status_att(cursor):
     item = cursor.word()
-    if item not in _STATUS_ITEMS:
+    if item not in (_REV2_STATUS_ITEMS if cursor.rev2 else _STATUS_ITEMS):
         raise cursor.fail("Unknown status item")
     return item
 
@@ -698,6 +708,13 @@ def cancelupdate_arguments(cursor):
     return parser_search.cancelupdate_arguments(cursor)
 
 
+def notify_arguments(cursor):
+    """NOTIFY (RFC 5465 §8): imap.parser_notify keeps that grammar."""
+    from imap import parser_notify
+
+    return parser_notify.notify_arguments(cursor)
+
+
 def enable_arguments(cursor):
     """1*(SP capability) (RFC 5161), upper-cased."""
     return (space_separated(cursor, capability, "Missing capability"),)
@@ -753,6 +770,7 @@ _COMMANDS = {
     **{name: no_arguments for name in (
         "CAPABILITY", "NOOP", "LOGOUT", "STARTTLS", "CHECK", "CLOSE", "EXPUNGE",
         "UNSELECT", "IDLE", "NAMESPACE")},
+    "NOTIFY": notify_arguments,
     **{name: mailbox_argument for name in ("CREATE", "DELETE", "SUBSCRIBE", "UNSUBSCRIBE")},
     "AUTHENTICATE": authenticate_arguments,
     "LOGIN": login_arguments,

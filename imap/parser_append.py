@@ -37,6 +37,13 @@ def append_message(cursor):
     if cursor.skip(b"CATENATE"):
         cursor.space("Missing CATENATE parts")
         return AppendMessage(flags, internal_date, None, parts=catenate_parts(cursor))
+    if cursor.skip(b"UTF8 ("):
+        # RFC 6855 §4: UTF8 (literal8) carries a message with UTF-8 header fields.
+        if cursor.peek() != b"~":
+            raise cursor.fail("Missing message literal")
+        binary, data = literal_or_literal8(cursor, "Missing message literal")
+        cursor.expect(b")", "Missing message literal")
+        return AppendMessage(flags, internal_date, data, binary)
     binary, data = literal_or_literal8(cursor, "Missing message literal")
     return AppendMessage(flags, internal_date, data, binary)
 

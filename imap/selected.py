@@ -134,8 +134,13 @@ def store(session, command):
 
 
 def search(session, command):
-    """RFC 3501 §6.4.4; `* SEARCH`, or `* ESEARCH` when RETURN options were given (RFC 4731)."""
+    """RFC 3501 §6.4.4; `* SEARCH`, or `* ESEARCH` when RETURN options were given
+    (RFC 4731) or the client speaks IMAP4rev2 (RFC 9051 §6.4.4: RETURN () is ALL)."""
+    from imap.command import ReturnOptions
+
     charset, key, returns = command.args
+    if returns is None and session.rev2:
+        returns = ReturnOptions(("ALL",))
     found = _search_or_forget(session, command, returns, charset, key)
     _answer(session, command, returns, found, None, charset, key, None)
     return "SEARCH completed"
@@ -213,11 +218,30 @@ def _matching(session, charset, key):
     """The MessageViews matching a search key, in mailbox order."""
     from imap import search as searching
 
+    if session.rev2 and _uses_recent(key):
+        raise Bad("IMAP4rev2 has no RECENT, NEW or OLD search keys")
     view = session.selected
     context = view.search_context(searching_charset(charset))
     with view.mailbox.reading():
         messages = [m for m in (view.view_of(n, u) for n, u in enumerate(view.uids, 1)) if m]
         return searching.search(key, messages, context)
+
+
+_RECENT_KEYS = frozenset(("RECENT", "NEW", "OLD"))
+
+
+def _uses_recent(key):
+    """True when a search key tests \\Recent anywhere (RFC 9051 §6.4.4 has no such key)."""
+    name = key[0]
+    if name in _RECENT_KEYS:
+        return True
+    if name == "NOT":
+        return _uses_recent(key[1])
+    if name == "OR":
+        return _uses_recent(key[1]) or _uses_recent(key[2])
+    if name == "AND":
+        return any(_uses_recent(part) for part in key[1])
+    return False
 
 
 def searching_charset(charset):
@@ -246,7 +270,7 @@ def thread(session, command):
 def copy(session, command):
     """RFC 3501 §6.4.7 with COPYUID (RFC 4315); a missing target is NO [TRYCREATE]."""
     sequence_set, name = command.args
-    code, _ = _copy(session, sequence_set, name, command.uid)
+    code, _ = _copy(session, sequence_set, session.mailbox_name(name), command.uid)
     return "[%s] COPY completed" % code if code else "COPY completed"
 
 
@@ -255,7 +279,7 @@ def move(session, command):
     view = session.selected
     view.require_writable()
     sequence_set, name = command.args
-    code, moved = _copy(session, sequence_set, name, command.uid)
+    code, moved = _copy(session, sequence_set, session.mailbox_name(name), command.uid)
     if code:
         session.send(b"* OK [" + code.encode() + b"] Moved\r\n")
     view.mailbox.store_flags(moved, "+", fmt.DELETED, ())

@@ -1,4 +1,5 @@
-"""One IMAP4rev1 conversation (RFC 3501): the protocol state and nothing else.
+"""One IMAP conversation (RFC 3501, and RFC 9051 once the client enables
+IMAP4rev2): the protocol state and nothing else.
 
 The session reads framed commands (imap.framing), parses them (imap.parser),
 checks the command table for the state, runs the handler and answers. Storage
@@ -23,9 +24,11 @@ AUTHENTICATED_CAPABILITIES = [
     b"IDLE", b"NAMESPACE", b"UIDPLUS", b"CHILDREN", b"UNSELECT", b"MULTIAPPEND",
     b"MOVE", b"WITHIN", b"ESEARCH", b"SEARCHRES", b"SORT", b"SORT=DISPLAY", b"ESORT",
     b"CONTEXT=SEARCH", b"CONTEXT=SORT", b"THREAD=REFERENCES", b"THREAD=ORDEREDSUBJECT",
-    b"LIST-EXTENDED", b"LIST-STATUS", b"SPECIAL-USE", b"STATUS=SIZE",
+    b"NOTIFY", b"UTF8=ACCEPT", b"LIST-EXTENDED", b"LIST-STATUS", b"SPECIAL-USE", b"STATUS=SIZE",
     b"COMPRESS=DEFLATE", b"BINARY", b"CATENATE", b"URLAUTH", b"URLAUTH=BINARY",
 ]
+# What ENABLE turns on (RFC 5161), by upper-case name: the name ENABLED answers with.
+ENABLEABLE = {"IMAP4REV2": "IMAP4rev2", "UTF8=ACCEPT": "UTF8=ACCEPT"}
 
 # StoreError kind -> (RFC 5530 response code, text): the one place kinds become replies.
 STORE_REPLIES = {
@@ -77,6 +80,8 @@ class ImapSession:
         self.bad_commands = 0
         self.enabled = set()
         self.tls_context = None
+        # NOTIFY (RFC 5465): an imap.notify.Notifier while events are wanted.
+        self.notifier = None
 
     # -- the loop ---------------------------------------------------------
 
@@ -100,6 +105,8 @@ class ImapSession:
         finally:
             if self.selected:
                 self.selected.close()
+            if self.notifier:
+                self.notifier.close()
 
     def banner(self):
         return ("%s IMAP4rev1 %s at %s" % (self.hostname, VERSION, _now_text())).encode()
@@ -117,6 +124,9 @@ class ImapSession:
             event = self.framer.next_event()
             if event is None:
                 self.flush()  # every answer is out before we wait for the client
+                if self.notifier and not self.framer.partial():
+                    # No command in progress: NOTIFY's events may go out (RFC 5465 §3).
+                    self.notifier.wait_for_client(self.read_timeout())
                 self.framer.feed(self.transport.read(self.read_timeout()))
             elif isinstance(event, CommandReady):
                 return event.data
@@ -152,7 +162,7 @@ class ImapSession:
         from imap.parser import parse_command
 
         try:
-            command = parse_command(data)
+            command = parse_command(data, utf8=self.utf8, rev2=self.rev2)
         except ParseError as error:
             tag = error.tag.encode() if isinstance(error.tag, str) else (error.tag or b"*")
             self.bad_command(tag + b" BAD " + error.text.encode("ascii", "replace"))
@@ -184,7 +194,10 @@ class ImapSession:
         if text is None:
             return  # the handler sent its own tagged reply (STARTTLS)
         if self.selected and entry.reports_changes:
-            self.selected.report_changes(allow_expunge=entry.allows_expunge or command.uid)
+            self.selected.report_changes(allow_expunge=entry.allows_expunge or command.uid
+                                         or bool(self.notifier and self.notifier.expunge_any_time))
+        if self.notifier and entry.reports_changes:
+            self.notifier.after_command(command.name)
         self.send_line(tag + b" " + status + b" " + text.encode("utf-8", "replace"))
 
     def store_error_text(self, error):
@@ -249,6 +262,33 @@ class ImapSession:
     def user_name(self):
         return self.principal.name if self.principal else "?"
 
+    # -- IMAP4rev2 and UTF-8 names ---------------------------------------------
+
+    @property
+    def rev2(self):
+        """True once the client enabled IMAP4rev2 (RFC 9051): no \\Recent, ESEARCH answers."""
+        return "IMAP4REV2" in self.enabled
+
+    @property
+    def utf8(self):
+        """True when mailbox names and quoted strings are UTF-8 (RFC 9051 §5.1, RFC 6855 §3)."""
+        return bool(self.enabled & {"IMAP4REV2", "UTF8=ACCEPT"})
+
+    def mailbox_name(self, name):
+        """The store's name for a mailbox name as the client sent it."""
+        from imap.names import BadName, to_store
+
+        try:
+            return to_store(name, self.utf8)
+        except BadName:
+            raise Bad("Mailbox name is not valid UTF-8") from None
+
+    def wire_name(self, name):
+        """A store name as the mailbox of a response, in the client's form."""
+        from imap.names import astring
+
+        return astring(name, self.utf8)
+
     # -- capabilities -----------------------------------------------------
 
     def plaintext_allowed(self):
@@ -268,7 +308,7 @@ class ImapSession:
         return names
 
     def capability_text(self):
-        words = [b"IMAP4rev1", b"LITERAL+", b"ID", b"ENABLE"]
+        words = [b"IMAP4rev1", b"IMAP4rev2", b"LITERAL+", b"ID", b"ENABLE"]
         if self.state == NOT_AUTHENTICATED:
             words.append(b"SASL-IR")
             if self.starttls_offered():

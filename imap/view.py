@@ -122,10 +122,14 @@ class SelectedMailbox:
         # SELECT starts a new SelectedMailbox, which resets it to empty.
         self.saved = frozenset()
         self.contexts = UpdateContexts(self)
+        # IMAP4rev2 has no \\Recent (RFC 9051 §2.3.2): such a session claims
+        # none, so the mail stays new for a legacy session.
+        self.track_recent = not session.rev2
 
     def open(self):
         """Claim \\Recent for new mail and take the current messages as the numbering."""
-        self.recent = self.mailbox.claim_recent()
+        if self.track_recent:
+            self.recent = self.mailbox.claim_recent()
         self.keywords = list(self.mailbox.keywords)
         self.uidvalidity = self.mailbox.uidvalidity
         self.uids = [m.uid for m in self.mailbox.messages]
@@ -133,6 +137,10 @@ class SelectedMailbox:
 
     def close(self):
         self.mailbox.close()
+
+    def forget_recent(self):
+        """The client enabled IMAP4rev2 while this mailbox was selected."""
+        self.recent, self.track_recent = set(), False
 
     def remember_all(self):
         self.reported = {m.uid: (m.flags & ~fmt.OLD, m.keywords) for m in self.mailbox.messages}
@@ -248,11 +256,27 @@ class SelectedMailbox:
         fresh = [m.uid for m in self.mailbox.messages if m.uid > last]
         if not fresh:
             return
-        if not self.readonly:
+        if not self.readonly and self.track_recent:
             self.recent |= self.mailbox.claim_recent()
         self.uids.extend(fresh)
         self._numbers = None
-        self.session.send(b"* %d EXISTS\r\n* %d RECENT\r\n" % (len(self.uids), len(self.recent)))
+        self.session.send(b"* %d EXISTS\r\n" % len(self.uids))
+        if self.track_recent:
+            self.session.send(b"* %d RECENT\r\n" % len(self.recent))
+        notifier = self.session.notifier
+        if notifier and notifier.new_mail_items():
+            self.fetch_new_mail(fresh, notifier.new_mail_items())
+
+    def fetch_new_mail(self, uids, items):
+        """NOTIFY's MessageNew fetch attributes for each new message (RFC 5465 §5.1)."""
+        from imap import fetch
+
+        with self.mailbox.reading():
+            for uid in uids:
+                message = self.view_of(self.number(uid), uid)
+                if message is not None:
+                    self.session.send(b"* " + fetch.render(message, items, self.session.rev2)
+                                      + b"\r\n")
 
     def report_flag_changes(self):
         for number, uid in enumerate(self.uids, 1):
@@ -261,8 +285,10 @@ class SelectedMailbox:
                 continue
             now = (stored.flags & ~fmt.OLD, stored.keywords)
             if self.reported.get(uid, now) != now:
-                self.session.send(b"* %d FETCH (%s)\r\n" % (
-                    number, flags_item(now[0], now[1], uid in self.recent)))
+                # RFC 9051 §7.5.2: an unsolicited FETCH carries the UID.
+                uid_item = b"UID %d " % uid if self.session.rev2 else b""
+                self.session.send(b"* %d FETCH (%s%s)\r\n" % (
+                    number, uid_item, flags_item(now[0], now[1], uid in self.recent)))
                 self.contexts.touched((uid,))
             self.reported[uid] = now
         self.stamp = self.mailbox.stamp

@@ -54,3 +54,6 @@ IDLE_KEEPALIVE = 120
 # RFC 5267 §4.3.1: at least one updating search context per client; each one is
 # searched again on every change to the mailbox, so a session keeps a handful.
 IMAP_MAX_UPDATE_CONTEXTS = 8
+# NOTIFY (RFC 5465) holds each watched mailbox open read-only and stats it at
+# every poll; past this many the client gets NOTIFICATIONOVERFLOW (§5.8).
+IMAP_MAX_NOTIFY_MAILBOXES = 50
