@@ -105,9 +105,9 @@ def test_status_items_follow_the_revision(item, rev1, rev2):
 
 
 def test_append_utf8_literal():
-    """APPEND's UTF8 (literal8) form carries the message (RFC 6855 §4)."""
+    """APPEND's UTF8 (literal8) form carries the message as a literal8 (RFC 6855 §4)."""
     command = parse_command(b"a APPEND INBOX (\\Seen) UTF8 (~{2}\r\nhi)")
-    assert command.args == (b"INBOX", (AppendMessage(("\\Seen",), None, b"hi"),))
+    assert command.args == (b"INBOX", (AppendMessage(("\\Seen",), None, b"hi", True),))
     for bad in (b"a APPEND INBOX UTF8 ({2}\r\nhi)", b"a APPEND INBOX UTF8 (~{2}\r\nhi"):
         with pytest.raises(ParseError):
             parse_command(bad)
