@@ -12,7 +12,7 @@ import sys
 import time
 
 from server import limits
-from server.login import FailedLogins, login_read_timeout, logins_disabled, nologin_file
+from server.login import FailedLogins, login_read_timeout, nologin_file
 from server.transport import Disconnected, LineTooLong, Timeout
 
 VERSION = "pyimapd 0.1"
@@ -349,29 +349,23 @@ class Pop3Session:
 
     def login(self, user, method, check):
         """Check credentials, then become the user and open the maildrop."""
-        from auth import AuthFailed
+        from server.login import LoginRefused, attempt_login
 
-        if logins_disabled(self.config, self.log, user, self.host):
-            self.reply("-ERR [SYS/TEMP] Logins are disabled, try again later")
-            return
-        authenticator = self.authenticator()
         try:
-            principal = check(authenticator)
+            principal = attempt_login(self, user, check, self.config.pam_service)
         except AuthCancelled:
             self.reply("-ERR [AUTH] Authentication cancelled")
             return
-        except AuthFailed as error:
-            self.log.reopen()
-            self.login_failed(user, method, error, authenticator.check_started)
+        except LoginRefused as refusal:
+            if refusal.disabled:
+                self.reply("-ERR [SYS/TEMP] Logins are disabled, try again later")
+            elif refusal.closing:
+                self.reply("-ERR [AUTH] Bad login, too many failures; closing connection")
+                raise CloseSession() from None
+            else:
+                self.reply(LOGIN_FAILURE_REPLIES[method])
             return
-        self.log.reopen()
         self.enter_transaction(principal, method)
-
-    def login_failed(self, user, method, error, started):
-        if self.failed_logins.record(user, self.host, error, started):
-            self.reply("-ERR [AUTH] Bad login, too many failures; closing connection")
-            raise CloseSession()
-        self.reply(LOGIN_FAILURE_REPLIES[method])
 
     def enter_transaction(self, principal, method):
         from mailstore import StoreError, open_store

@@ -12,7 +12,7 @@ import time
 from imap.command import ParseError
 from imap.framing import CommandReady, Framer, LineTooLong, LiteralAnnounced, Rejected
 from server import limits
-from server.login import FailedLogins, login_read_timeout, logins_disabled, nologin_file
+from server.login import FailedLogins, login_read_timeout, nologin_file
 from server.transport import Disconnected, Timeout
 
 VERSION = "pyimapd 0.1"
@@ -334,17 +334,18 @@ class ImapSession:
 
     def login(self, user, method, check):
         """Check credentials, become the user, open the store; the tagged OK text."""
-        from auth import AuthFailed
+        from server.login import LoginRefused, attempt_login
 
-        if logins_disabled(self.config, self.log, user, self.host):
-            raise No("Logins are disabled, try again later", "UNAVAILABLE")
-        authenticator = self.authenticator()
         try:
-            principal = check(authenticator)
-        except AuthFailed as error:
-            self.log.reopen()
-            self.login_failed(user, method, error, authenticator.check_started)
-        self.log.reopen()
+            principal = attempt_login(self, user, check, self.config.imap_pam_service)
+        except LoginRefused as refusal:
+            if refusal.disabled:
+                raise No("Logins are disabled, try again later", "UNAVAILABLE") from None
+            if refusal.closing:
+                self.send_line(b"* BYE Too many login failures")
+                raise CloseSession() from None
+            raise No("Invalid login credentials" if method == "login"
+                     else "Invalid authentication credentials", "AUTHENTICATIONFAILED") from None
         self.become(principal)
         if method == "login":
             self.log("info", "Login user=%s host=%s" % (principal.name, self.host))
@@ -353,14 +354,6 @@ class ImapSession:
                      % (principal.name, self.host, method))
         return "[CAPABILITY %s] User %s authenticated" % (
             self.capability_text().decode(), principal.name)
-
-    def login_failed(self, user, method, error, started):
-        """Delay, count, and after the third failure close (as ipop3d does)."""
-        if self.failed_logins.record(user, self.host, error, started):
-            self.send_line(b"* BYE Too many login failures")
-            raise CloseSession()
-        raise No("Invalid login credentials" if method == "login"
-                 else "Invalid authentication credentials", "AUTHENTICATIONFAILED")
 
     def become(self, principal):
         """Drop root for the user and open the user's store (RFC 3501 §6.2 then §3)."""

@@ -81,6 +81,39 @@ class FailedLogins:
         time.sleep(max(0.0, self.config.login_failure_delay - spent))
 
 
+class LoginRefused(Exception):
+    """A login attempt that did not succeed: `disabled` (nologin) or failed;
+    `closing` when that failure was the session's last allowed."""
+
+    def __init__(self, disabled=False, closing=False):
+        super().__init__("logins disabled" if disabled else "login failed")
+        self.disabled, self.closing = disabled, closing
+
+
+def attempt_login(session, user, check, service):
+    """One login under the policy both servers share; the Principal, or LoginRefused.
+
+    `check(authenticator)` returns the Principal or raises AuthFailed; any
+    other exception (a cancelled SASL exchange) passes through.  The
+    session gives config, log, host and failed_logins.
+    """
+    from auth import AuthFailed
+    from auth.authenticator import Authenticator
+
+    if logins_disabled(session.config, session.log, user, session.host):
+        raise LoginRefused(disabled=True)
+    authenticator = Authenticator(session.config, session.log, service=service)
+    try:
+        principal = check(authenticator)
+    except AuthFailed as error:
+        session.log.reopen()  # PAM modules may have closed our syslog connection
+        closing = session.failed_logins.record(user, session.host, error,
+                                               authenticator.check_started)
+        raise LoginRefused(closing=closing) from None
+    session.log.reopen()
+    return principal
+
+
 def logins_disabled(config, log, user, host):
     """True (and the refusal logged) while the nologin file exists; the caller replies."""
     path = nologin_file(config)
