@@ -101,7 +101,7 @@ SETTINGS = {
     "login_timeout": (_timeout, limits.LOGIN_TIMEOUT),
     "login_autologout": (_timeout, limits.LOGIN_AUTOLOGOUT),
     "pop3_inactivity_timeout": (_timeout, limits.POP3_IDLE_TIMEOUT),
-    "imap_inactivity_timeout": (_timeout, limits.IMAP_IDLE_TIMEOUT),
+    "imap_inactivity_timeout": (_timeout, limits.IMAP_INACTIVITY_TIMEOUT),
     "imap_idle_timeout": (_timeout, limits.IMAP_IDLE_COMMAND_TIMEOUT),
     "special_use": (_special_use, DEFAULT_SPECIAL_USE),
 }

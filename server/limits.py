@@ -41,7 +41,7 @@ IMAP_MAX_LITERAL = 10000
 # UW: at most 20 literals in one command.
 IMAP_MAX_LITERALS = 20
 # RFC 3501 §5.4: the inactivity autologout timer after login is at least 30 minutes (UW: 30).
-IMAP_IDLE_TIMEOUT = 1800
+IMAP_INACTIVITY_TIMEOUT = 1800
 IMAP_MIN_IDLE_TIMEOUT = 1800
 # RFC 2177 §3: clients re-issue IDLE every 29 minutes, so one IDLE may last at least 30.
 IMAP_IDLE_COMMAND_TIMEOUT = 1800
