@@ -4,7 +4,7 @@
 from imap import fetch as fetching
 from imap.command import FetchItem
 from imap.session import AUTHENTICATED, Bad, No
-from imap.view import split_flags
+from imap.view import reported_flags, split_flags
 from mailstore import StoreError
 from mailstore import mboxformat as fmt
 
@@ -102,7 +102,7 @@ def _mark_seen(view, targets):
 def _remember(view, message):
     stored = view.mailbox.by_uid(message.uid)
     if stored is not None:
-        view.reported[message.uid] = (stored.flags & ~fmt.OLD, stored.keywords)
+        view.reported[message.uid] = reported_flags(stored)
 
 
 def store(session, command):

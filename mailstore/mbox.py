@@ -33,7 +33,6 @@ class MboxMailbox:
         self.stamp = None
         self.indexed_stamp = None
         self.field_cache = None
-        self._uid_index = None
         self.store = store
         self.readonly = readonly
         self.fd = None
@@ -148,12 +147,15 @@ class MboxMailbox:
         index = mboxindex.load(self._index_path(), self.identity)
         if index is None or not mboxindex.usable(index, self.map, self._file_stamp()):
             return False
-        self.pseudo = index.pseudo[0] if index.pseudo else None
+        self.pseudo = index.pseudo
         self.uidvalidity, self.last_uid = index.uidvalidity, index.last_uid
         self.keywords = index.keywords
-        self.messages = [message for message, _ in index.messages]
+        self.messages = index.messages
         self.layout = index.layout
         self.dirty = False
+        # An index that still matches the file exactly need not be written again at close
+        # (that would hash every message's header: O(mailbox) for a reopen).
+        self.indexed_stamp = index.stamp
         if self.size == index.indexed_size:
             return True
         if not self.messages:
@@ -203,7 +205,6 @@ class MboxMailbox:
     def _parsed(self):
         """Remember what the file looked like, to notice anyone's later change."""
         self.stamp = self._file_stamp()
-        self._uid_index = None
 
     def _layout_digest(self):
         """Where each known message starts, its From_ line, and the end of the last one.
@@ -329,9 +330,18 @@ class MboxMailbox:
 
     def by_uid(self, uid):
         """The message with this UID, or None (expunged, or not yet seen)."""
-        if self._uid_index is None:
-            self._uid_index = {m.uid: m for m in self.messages}
-        return self._uid_index.get(uid)
+        # Messages are in file order, which is ascending UID order (UW's rule,
+        # kept by _assign_uids): a binary search needs no per-message dict.
+        messages, low, high = self.messages, 0, len(self.messages)
+        while low < high:
+            middle = (low + high) // 2
+            if messages[middle].uid < uid:
+                low = middle + 1
+            else:
+                high = middle
+        if low < len(messages) and messages[low].uid == uid:
+            return messages[low]
+        return None
 
     # -- several sessions on one mailbox (RFC 2180) ------------------------
 
