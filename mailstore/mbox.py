@@ -33,6 +33,7 @@ class MboxMailbox:
         self.stamp = None
         self.indexed_stamp = None
         self.field_cache = None
+        self._pages = None
         self.store = store
         self.readonly = readonly
         self.fd = None
@@ -215,7 +216,9 @@ class MboxMailbox:
         """
         known = ([self.pseudo] if self.pseudo else []) + self.messages
         digest = hashlib.sha256()
+        pages = fmt.PageRelease(self.map)
         for message in known:
+            pages.consumed(message.end - message.start)
             digest.update(b"%d " % message.start)
             digest.update(self.map[message.start:message.header])
         if known:
@@ -260,7 +263,9 @@ class MboxMailbox:
     def _assign_uids(self, messages, trusted, previous=0):
         """Read flags and UIDs; False when stored UIDs go backwards or repeat."""
         known = set(self.keywords)
+        pages = fmt.PageRelease(self.map)
         for index, message in enumerate(messages):
+            pages.consumed(message.end - message.start)
             meta = fmt.read_meta(self.map, message)
             message.flags = fmt.flags_from_letters(meta.status)
             message.keywords = tuple(k.decode("ascii", "replace") for k in (meta.keywords or ())
@@ -292,7 +297,7 @@ class MboxMailbox:
             if header_only:
                 end = min(end, message.body)
             for pos in range(start, end, chunk):
-                yield self.map[pos:min(end, pos + chunk)]
+                yield self._read(pos, min(end, pos + chunk))
             if header_only and end >= message.body:
                 return
 
@@ -303,7 +308,14 @@ class MboxMailbox:
     def body_chunks(self, message, chunk=1 << 16):
         """Yield the body in bounded chunks."""
         for pos in range(message.body, message.end, chunk):
-            yield self.map[pos:min(message.end, pos + chunk)]
+            yield self._read(pos, min(message.end, pos + chunk))
+
+    def _read(self, start, end):
+        """Bytes of the map, whose pages are let go now and then (fmt.PageRelease)."""
+        if self._pages is None or self._pages.buf is not self.map:
+            self._pages = fmt.PageRelease(self.map)
+        self._pages.consumed(end - start)
+        return self.map[start:end]
 
     def message_text(self, message):
         """The whole message as clients see it (LF form as stored)."""

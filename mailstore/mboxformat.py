@@ -5,6 +5,7 @@ boundaries, read UW's metadata headers, and render them again. No locking,
 no file handling: that is mailstore.mbox's concern.
 """
 
+import mmap
 import re
 import struct
 import time
@@ -31,6 +32,33 @@ _META = re.compile(
     re.M | re.I)
 _CANONICAL = {b"Status", b"X-Status", b"X-Keywords", b"X-UID", b"X-IMAPbase", b"X-IMAP"}
 _CONTENT_LENGTH = re.compile(rb"^Content-Length:[ \t]*(\d{1,12})[ \t\r]*\n", re.M | re.I)
+
+
+# Pages of a mapped file count in the process's RSS once touched, until they are
+# unmapped: a pass over a 1 GB mailbox would show as 1 GB. Every this many
+# bytes read through the map they are dropped (the page cache keeps them, so a
+# later read is a minor fault, not I/O).
+RELEASE_BYTES = 16 << 20
+
+
+class PageRelease:
+    """Keeps a pass over an mmap from holding the whole file in the process's RSS."""
+
+    __slots__ = ("buf", "pending")
+
+    def __init__(self, buf):
+        self.buf = buf if isinstance(buf, mmap.mmap) else None
+        self.pending = 0
+
+    def consumed(self, count):
+        """count more bytes were read through the map; drop its pages now and then."""
+        self.pending += count
+        if self.pending >= RELEASE_BYTES and self.buf is not None:
+            self.pending = 0
+            try:
+                self.buf.madvise(mmap.MADV_DONTNEED)
+            except (ValueError, OSError):
+                self.buf = None  # closed meanwhile, or not allowed here: stop trying
 
 
 class NotMbox(Exception):
@@ -236,9 +264,12 @@ def scan(buf, start=0):
             raise NotMbox("file does not begin with a From_ line")
     messages = []
     n = len(buf)
+    pages = PageRelease(buf)
     while pos < n:
-        message, pos = scan_message(buf, pos)
+        message, next_pos = scan_message(buf, pos)
         messages.append(message)
+        pages.consumed(next_pos - pos)
+        pos = next_pos
     return messages
 
 

@@ -51,6 +51,14 @@ def fingerprint(buf, message):
     return zlib.crc32(buf[message.start:message.body])
 
 
+def _fingerprints(buf, messages):
+    """fingerprint() of each message, its pages of the map let go on the way."""
+    pages = fmt.PageRelease(buf)
+    for message in messages:
+        pages.consumed(message.end - message.start)
+        yield fingerprint(buf, message)
+
+
 # Per-message integer columns, stored as arrays so loading them is one copy each.
 _COLUMNS = ("start", "header", "body", "end", "uid", "flags", "size")
 # A hidden span is two 8-byte offsets, packed as the Message keeps them.
@@ -61,7 +69,7 @@ def _pack_messages(buf, messages):
     """Yield the parts of the messages' record, one at a time so each is written and freed:
     columns of their integers, their fingerprints, hidden-span counts, the spans, keywords."""
     yield [array("q", (getattr(m, name) for m in messages)).tobytes() for name in _COLUMNS]
-    yield array("q", (fingerprint(buf, m) for m in messages)).tobytes()
+    yield array("q", _fingerprints(buf, messages)).tobytes()
     yield array("q", (len(m.packed_hidden) // _SPAN_BYTES for m in messages)).tobytes()
     # Grown in place: b"".join would first list 100,000 slices (32 MB at close).
     spans = bytearray()
@@ -149,8 +157,9 @@ def usable(index, buf, stamp):
     if stamp == index.stamp:
         return True
     entries = ([index.pseudo] if index.pseudo else []) + index.messages
-    return all(message.body <= len(buf) and fingerprint(buf, message) == check
-               for message, check in zip(entries, index.checks))
+    if any(message.body > len(buf) for message in entries):
+        return False
+    return all(found == check for found, check in zip(_fingerprints(buf, entries), index.checks))
 
 
 def remove(path):
