@@ -175,7 +175,9 @@ def _matching(session, charset, key):
         max_seq=len(view.uids), max_uid=view.uids[-1] if view.uids else 0,
         now=_now(), charset=charset)
     with view.mailbox.reading():
-        messages = [m for m in (view.view_of(n, u) for n, u in enumerate(view.uids, 1)) if m]
+        # A generator: a view read for the search is dropped unless it matched, so
+        # SEARCH BODY does not hold every message's text until it ends.
+        messages = (m for m in (view.view_of(n, u) for n, u in enumerate(view.uids, 1)) if m)
         return searching.search(key, messages, context)
 
 
