@@ -6,7 +6,6 @@ the user, opens INBOX under the MTA's locks and serves it as UW ipop3d does
 (reference/servers.md §2). Only what the greeting needs is imported before it.
 """
 
-import base64
 import os
 import sys
 import time
@@ -340,6 +339,8 @@ class Pop3Session:
 
     def sasl_challenge(self, challenge):
         """Send one challenge; the client's decoded answer (RFC 5034 §4)."""
+        import base64
+
         from auth import AuthFailed, sasl
 
         self.send(b"+ " + base64.b64encode(challenge) + b"\r\n")
