@@ -188,8 +188,7 @@ class MboxMailbox:
     def _save_field_cache(self):
         if self.field_cache is None:
             return
-        present = {m.uid for m in self.messages}
-        self.field_cache.forget([uid for uid, _ in self.field_cache.values if uid not in present])
+        self.field_cache.keep_only({m.uid for m in self.messages})
         try:
             self.store.ensure_index_dir()
         except StoreError:
@@ -314,7 +313,9 @@ class MboxMailbox:
         """Bytes of the map, whose pages are let go now and then (fmt.PageRelease)."""
         if self._pages is None or self._pages.buf is not self.map:
             self._pages = fmt.PageRelease(self.map)
-        self._pages.consumed(end - start)
+        # A read fault maps the pages around it too (fault-around, 64 KiB by
+        # default): a short header read counts as that much.
+        self._pages.consumed(max(end - start, fmt.FAULT_AROUND_BYTES))
         return self.map[start:end]
 
     def message_text(self, message):
