@@ -311,12 +311,15 @@ class MboxMailbox:
 
     def _read(self, start, end):
         """Bytes of the map, whose pages are let go now and then (fmt.PageRelease)."""
+        self._note_read(end - start)
+        return self.map[start:end]
+
+    def _note_read(self, count):
         if self._pages is None or self._pages.buf is not self.map:
             self._pages = fmt.PageRelease(self.map)
         # A read fault maps the pages around it too (fault-around, 64 KiB by
         # default): a short header read counts as that much.
-        self._pages.consumed(max(end - start, fmt.FAULT_AROUND_BYTES))
-        return self.map[start:end]
+        self._pages.consumed(max(count, fmt.FAULT_AROUND_BYTES))
 
     def message_text(self, message):
         """The whole message as clients see it (LF form as stored)."""
@@ -655,6 +658,7 @@ class MboxMailbox:
         """Same-size header patches moved no message: re-find only the patched metadata."""
         patched = [m for m in self.messages if m.dirty]
         for message in ([self.pseudo] if self.pseudo else []) + self.messages[:1] + patched:
+            self._note_read(message.body - message.start)
             message.hidden = fmt.scan_message(self.map, message.start)[0].hidden
             message.dirty = False
         self._parsed()
@@ -717,7 +721,7 @@ class MboxMailbox:
             need_base = False
             if message.start < tail_from:
                 continue
-            yield self.map[message.start:message.header]
+            yield self._read(message.start, message.header)
             yield self._header_region(message, base)
             yield from self.body_chunks(message)
             if message.end > message.body and self.map[message.end - 1:message.end] != b"\n":
@@ -731,7 +735,7 @@ class MboxMailbox:
         parsed it (RFC 2180); rendering our stale copy would undo that.  Only
         X-IMAPbase, if it must change, is replaced when its size allows.
         """
-        region = bytes(self.map[message.header:message.body])
+        region = self._read(message.header, message.body)
         if message.dirty or not region.endswith((b"\n\n", b"\n\r\n")):
             return self._render_header(message, base)
         if base is None:
@@ -747,7 +751,7 @@ class MboxMailbox:
         visible = []
         pos = message.header
         for hstart, hend in message.hidden:
-            visible.append(self.map[pos:hstart])
+            visible.append(self._read(pos, hstart))
             pos = hend
         end_of_header = message.body
         blank = self.map[end_of_header - 2:end_of_header] == b"\r\n" and 2 or 1
