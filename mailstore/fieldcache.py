@@ -21,6 +21,9 @@ from mailstore.mboxformat import PageRelease
 
 FORMAT = 2
 _KINDS_MAX = 16
+# New values are written out (merged into the file) whenever this much has
+# been computed, so a first FETCH of 100,000 envelopes does not hold them all.
+SPILL_BYTES = 8 << 20
 
 
 class FieldCache:
@@ -28,11 +31,8 @@ class FieldCache:
 
     def __init__(self, path, uidvalidity):
         self.path, self.uidvalidity = path, uidvalidity
-        self.kinds, self._keys, self._offsets = [], array("q"), array("q", [0])
-        self._map, self._base, self._pages = None, 0, None
-        self._new, self._forgotten = {}, set()
-        self.added = False
-        self._load()
+        self._map = None
+        self._reopen()
 
     def _load(self):
         try:
@@ -70,8 +70,11 @@ class FieldCache:
             value = self._stored(key)
         if value is None:
             value = compute()
-            self._new[key] = marshal.dumps(value)  # kept small until saved
+            data = self._new[key] = marshal.dumps(value)  # kept small until saved
             self.added = True
+            self._new_bytes += len(data)
+            if self._new_bytes >= SPILL_BYTES:
+                self.save()
         return value
 
     def _stored(self, key):
@@ -114,12 +117,24 @@ class FieldCache:
         try:
             self._write(temporary)
             os.replace(temporary, self.path)
-            self.added = False
         except OSError:
             try:
                 os.unlink(temporary)
             except OSError:
                 pass
+            self._new_bytes = 0  # try again only after as much more
+            return
+        self._reopen()
+
+    def _reopen(self):
+        """After a save: read the file just written, as a fresh cache would."""
+        if self._map is not None:
+            self._map.close()
+        self.kinds, self._keys, self._offsets = [], array("q"), array("q", [0])
+        self._map, self._base, self._pages = None, 0, None
+        self._new, self._forgotten, self._new_bytes = {}, set(), 0
+        self.added = False
+        self._load()
 
     def _write(self, path):
         """Old values copied as stored bytes, new ones as marshalled: no value is rebuilt."""

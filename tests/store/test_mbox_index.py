@@ -222,3 +222,20 @@ def test_field_cache_reads_values_back_after_two_save_cycles(tmp_path):
     with open(path, "r+b") as handle:
         handle.truncate(40)
     assert FieldCache(path, 7).get(10, "date", lambda: "fresh") == "fresh"
+
+
+def test_field_cache_writes_out_new_values_as_they_pile_up(tmp_path, monkeypatch):
+    """Past SPILL_BYTES of new values the file is rewritten mid-session; every value stays readable."""
+    from mailstore import fieldcache
+
+    monkeypatch.setattr(fieldcache, "SPILL_BYTES", 1000)
+    path = str(tmp_path / "cache")
+    cache = fieldcache.FieldCache(path, 7)
+    for uid in range(1, 41):
+        cache.get(uid, "envelope", lambda uid=uid: b"value %d " % uid * 10)
+    assert os.path.exists(path) and len(cache._new) < 40  # some went to the file already
+    never = lambda: pytest.fail("a cached value was computed again")  # noqa: E731
+    assert all(cache.get(uid, "envelope", never) == b"value %d " % uid * 10 for uid in range(1, 41))
+    cache.save()
+    reread = fieldcache.FieldCache(path, 7)
+    assert [uid for uid, _ in reread.keys()] == list(range(1, 41))
