@@ -165,7 +165,7 @@ def _compare_index(buf, fd, index, exam, report):
     if not mboxindex.usable(index, buf, stamp):
         return
     found = {piece.start: piece for piece in exam.pieces}
-    for message, _ in index.messages:
+    for message in index.messages:
         piece = found.get(message.start)
         if piece is None or (piece.uid, piece.flags, tuple(piece.keywords)) != (
                 message.uid, message.flags, tuple(message.keywords)):

@@ -5,8 +5,6 @@ mailbox changes may be reported after it: no EXPUNGE after FETCH, STORE
 and SEARCH (RFC 3501 §7.4.1), though their UID forms allow it.
 """
 
-import base64
-
 from imap.session import AUTHENTICATED, LOGOUT, NOT_AUTHENTICATED, SELECTED, Bad, No
 
 ANY = (NOT_AUTHENTICATED, AUTHENTICATED, SELECTED)
@@ -102,6 +100,8 @@ def authenticate(session, command):
 
 def _exchange(session, mechanism, data):
     """Challenges and responses until the mechanism yields a principal (RFC 3501 §6.2.2)."""
+    import base64  # here, not at the top: base64 brings `re`, which LOGIN never needs
+
     from auth import sasl
 
     def ask(challenge):

@@ -137,12 +137,16 @@ class _MessageView:
             self._header_texts = (decoded.casefold(), _text(self.header()).casefold())
         return self._header_texts
 
+    def data(self):
+        """The whole message (CRLF form), read once."""
+        if self._data is None:
+            self._data = self.message.message()
+        return self._data
+
     def body_texts(self):
         """The body raw and decoded part by part, case-folded, for BODY and TEXT."""
         if self._body_texts is None:
-            if self._data is None:
-                self._data = self.message.message()
-            self._body_texts = [text.casefold() for text in _body_texts(self._data)]
+            self._body_texts = [text.casefold() for text in _body_texts(self.data())]
         return self._body_texts
 
 
@@ -259,10 +263,21 @@ def _text_test(include_header, needle):
     """BODY (body only) or TEXT (header and body), decoded and raw.
 
     The body goes first: it reads the whole message, from which the header is
-    then cut without a second read.
+    then cut without a second read. An ASCII needle is first tried on the raw
+    bytes (imap.bodyscan), which decides most messages without `email`.
     """
+    from imap import bodyscan
+
+    raw_needle = bodyscan.ascii_needle(needle)
+
     def test(view):
-        if any(needle in text for text in view.body_texts()):
+        found = None
+        if raw_needle is not None:
+            data = view.data()
+            found = bodyscan.body_verdict(data, _header_end(data), raw_needle)
+        if found is None:
+            found = any(needle in text for text in view.body_texts())
+        if found:
             return True
         return include_header and any(needle in text for text in view.header_texts())
     return test

@@ -4,7 +4,7 @@
 from imap import fetch as fetching
 from imap.command import FetchItem
 from imap.session import AUTHENTICATED, Bad, No
-from imap.view import split_flags
+from imap.view import reported_flags, split_flags
 from mailstore import StoreError
 from mailstore import mboxformat as fmt
 
@@ -103,7 +103,7 @@ def _mark_seen(view, targets):
 def _remember(view, message):
     stored = view.mailbox.by_uid(message.uid)
     if stored is not None:
-        view.reported[message.uid] = (stored.flags & ~fmt.OLD, stored.keywords)
+        view.reported[message.uid] = reported_flags(stored)
 
 
 def store(session, command):
@@ -223,7 +223,9 @@ def _matching(session, charset, key):
     view = session.selected
     context = view.search_context(searching_charset(charset))
     with view.mailbox.reading():
-        messages = [m for m in (view.view_of(n, u) for n, u in enumerate(view.uids, 1)) if m]
+        # A generator: a view read for the search is dropped unless it matched, so
+        # SEARCH BODY does not hold every message's text until it ends.
+        messages = (m for m in (view.view_of(n, u) for n, u in enumerate(view.uids, 1)) if m)
         return searching.search(key, messages, context)
 
 

@@ -6,6 +6,7 @@ session, an MTA); `report_changes` tells the client at the points where
 IMAP allows it.
 """
 
+import bisect
 import datetime
 
 from imap.command import SAVED_RESULT
@@ -104,6 +105,13 @@ def wire_form(data):
     return text
 
 
+def reported_flags(stored):
+    """What the client was told of a message's flags, kept per UID for the whole session:
+    the flag bits alone (a shared small int) unless it has keywords."""
+    flags = stored.flags & ~fmt.OLD
+    return (flags, stored.keywords) if stored.keywords else flags
+
+
 class SelectedMailbox:
     """The session's numbering of one open mailbox and what it has told the client."""
 
@@ -113,7 +121,6 @@ class SelectedMailbox:
         self.uids = []
         self.recent = set()
         self.reported = {}
-        self._numbers = None
         self.stamp = None
         self.uidvalidity = 0
         self.keywords = []
@@ -143,16 +150,17 @@ class SelectedMailbox:
         self.recent, self.track_recent = set(), False
 
     def remember_all(self):
-        self.reported = {m.uid: (m.flags & ~fmt.OLD, m.keywords) for m in self.mailbox.messages}
+        self.reported = {m.uid: reported_flags(m) for m in self.mailbox.messages}
         self.stamp = self.mailbox.stamp
-        self._numbers = None
 
     # -- numbers --------------------------------------------------------
 
     def number(self, uid):
-        if self._numbers is None:
-            self._numbers = {u: n for n, u in enumerate(self.uids, 1)}
-        return self._numbers.get(uid)
+        # UIDs ascend with message numbers (RFC 3501 §2.3.1.1): no dict per message.
+        position = bisect.bisect_left(self.uids, uid)
+        if position < len(self.uids) and self.uids[position] == uid:
+            return position + 1
+        return None
 
     def resolve(self, sequence_set, by_uid):
         """[(number, uid)] named by a sequence set or UID set (RFC 3501 §9 seq-number)."""
@@ -195,6 +203,16 @@ class SelectedMailbox:
         if self.readonly:
             raise No("Mailbox is read-only", "READ-ONLY")
 
+    def stored_messages(self):
+        """(uid, stored message or None if gone) for each of our UIDs: one walk of two
+        ascending sequences, no lookup table."""
+        messages, position = self.mailbox.messages, 0
+        for uid in self.uids:
+            while position < len(messages) and messages[position].uid < uid:
+                position += 1
+            found = position < len(messages) and messages[position].uid == uid
+            yield uid, messages[position] if found else None
+
     # -- telling the client about changes ---------------------------------
 
     def report_changes(self, allow_expunge):
@@ -213,7 +231,7 @@ class SelectedMailbox:
         if self.mailbox.uidvalidity != self.uidvalidity:
             self.lost_uidvalidity()
         self.report_keywords()
-        gone = [u for u in self.uids if self.mailbox.by_uid(u) is None]
+        gone = [uid for uid, stored in self.stored_messages() if stored is None]
         if allow_expunge:
             self.report_expunged(gone)
         self.expunge_deferred = bool(gone) and not allow_expunge
@@ -249,7 +267,6 @@ class SelectedMailbox:
                 self.session.send(b"* %d EXPUNGE\r\n" % number)
         self.uids = [u for u in self.uids if u not in gone]
         self.recent -= gone
-        self._numbers = None
 
     def report_new_mail(self):
         last = self.uids[-1] if self.uids else 0
@@ -259,7 +276,6 @@ class SelectedMailbox:
         if not self.readonly and self.track_recent:
             self.recent |= self.mailbox.claim_recent()
         self.uids.extend(fresh)
-        self._numbers = None
         self.session.send(b"* %d EXISTS\r\n" % len(self.uids))
         if self.track_recent:
             self.session.send(b"* %d RECENT\r\n" % len(self.recent))
@@ -279,16 +295,16 @@ class SelectedMailbox:
                                       + b"\r\n")
 
     def report_flag_changes(self):
-        for number, uid in enumerate(self.uids, 1):
-            stored = self.mailbox.by_uid(uid)
+        for number, (uid, stored) in enumerate(self.stored_messages(), 1):
             if stored is None:
                 continue
-            now = (stored.flags & ~fmt.OLD, stored.keywords)
+            now = reported_flags(stored)
             if self.reported.get(uid, now) != now:
                 # RFC 9051 §7.5.2: an unsolicited FETCH carries the UID.
                 uid_item = b"UID %d " % uid if self.session.rev2 else b""
                 self.session.send(b"* %d FETCH (%s%s)\r\n" % (
-                    number, uid_item, flags_item(now[0], now[1], uid in self.recent)))
+                    number, uid_item, flags_item(stored.flags & ~fmt.OLD, stored.keywords,
+                                                 uid in self.recent)))
                 self.contexts.touched((uid,))
             self.reported[uid] = now
         self.stamp = self.mailbox.stamp

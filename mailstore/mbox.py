@@ -34,10 +34,10 @@ class MboxMailbox:
         self.stamp = None
         self.indexed_stamp = None
         self.field_cache = None
-        self._uid_index = None
         # Messages whose dirty flag was set since the last write: a write
         # visits these, not all of a 100,000-message mailbox.
         self._touched = []
+        self._pages = None
         self.store = store
         self.readonly = readonly
         self.fd = None
@@ -157,13 +157,16 @@ class MboxMailbox:
         index = mboxindex.load(self._index_path(), self.identity)
         if index is None or not mboxindex.usable(index, self.map, self._file_stamp()):
             return False
-        self.pseudo = index.pseudo[0] if index.pseudo else None
+        self.pseudo = index.pseudo
         self.uidvalidity, self.last_uid = index.uidvalidity, index.last_uid
         self.keywords = index.keywords
-        self.messages = [message for message, _ in index.messages]
+        self.messages = index.messages
         self._touched = []
         self.layout = index.layout
         self.dirty = False
+        # An index that still matches the file exactly need not be written again at close
+        # (that would hash every message's header: O(mailbox) for a reopen).
+        self.indexed_stamp = index.stamp
         if self.size == index.indexed_size:
             return True
         if not self.messages:
@@ -195,8 +198,7 @@ class MboxMailbox:
     def _save_field_cache(self):
         if self.field_cache is None:
             return
-        present = {m.uid for m in self.messages}
-        self.field_cache.forget([uid for uid, _ in self.field_cache.values if uid not in present])
+        self.field_cache.keep_only({m.uid for m in self.messages})
         try:
             self.store.ensure_index_dir()
         except StoreError:
@@ -210,11 +212,9 @@ class MboxMailbox:
         st = os.fstat(self.fd)
         return (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
 
-    def _parsed(self, same_messages=False):
+    def _parsed(self):
         """Remember what the file looked like, to notice anyone's later change."""
         self.stamp = self._file_stamp()
-        if not same_messages:
-            self._uid_index = None
 
     def _layout_digest(self):
         """Where each known message starts, its From_ line, and the end of the last one.
@@ -225,7 +225,9 @@ class MboxMailbox:
         """
         known = ([self.pseudo] if self.pseudo else []) + self.messages
         digest = hashlib.sha256()
+        pages = fmt.PageRelease(self.map)
         for message in known:
+            pages.consumed(message.end - message.start)
             digest.update(b"%d " % message.start)
             digest.update(self.map[message.start:message.header])
         if known:
@@ -271,7 +273,9 @@ class MboxMailbox:
     def _assign_uids(self, messages, trusted, previous=0):
         """Read flags and UIDs; False when stored UIDs go backwards or repeat."""
         known = set(self.keywords)
+        pages = fmt.PageRelease(self.map)
         for index, message in enumerate(messages):
+            pages.consumed(message.end - message.start)
             meta = fmt.read_meta(self.map, message)
             message.flags = fmt.flags_from_letters(meta.status)
             message.keywords = tuple(k.decode("ascii", "replace") for k in (meta.keywords or ())
@@ -303,7 +307,7 @@ class MboxMailbox:
             if header_only:
                 end = min(end, message.body)
             for pos in range(start, end, chunk):
-                yield self.map[pos:min(end, pos + chunk)]
+                yield self._read(pos, min(end, pos + chunk))
             if header_only and end >= message.body:
                 return
 
@@ -314,7 +318,19 @@ class MboxMailbox:
     def body_chunks(self, message, chunk=1 << 16):
         """Yield the body in bounded chunks."""
         for pos in range(message.body, message.end, chunk):
-            yield self.map[pos:min(message.end, pos + chunk)]
+            yield self._read(pos, min(message.end, pos + chunk))
+
+    def _read(self, start, end):
+        """Bytes of the map, whose pages are let go now and then (fmt.PageRelease)."""
+        self._note_read(end - start)
+        return self.map[start:end]
+
+    def _note_read(self, count):
+        if self._pages is None or self._pages.buf is not self.map:
+            self._pages = fmt.PageRelease(self.map)
+        # A read fault maps the pages around it too (fault-around, 64 KiB by
+        # default): a short header read counts as that much.
+        self._pages.consumed(max(count, fmt.FAULT_AROUND_BYTES))
 
     def message_text(self, message):
         """The whole message as clients see it (LF form as stored)."""
@@ -341,9 +357,18 @@ class MboxMailbox:
 
     def by_uid(self, uid):
         """The message with this UID, or None (expunged, or not yet seen)."""
-        if self._uid_index is None:
-            self._uid_index = {m.uid: m for m in self.messages}
-        return self._uid_index.get(uid)
+        # Messages are in file order, which is ascending UID order (UW's rule,
+        # kept by _assign_uids): a binary search needs no per-message dict.
+        messages, low, high = self.messages, 0, len(self.messages)
+        while low < high:
+            middle = (low + high) // 2
+            if messages[middle].uid < uid:
+                low = middle + 1
+            else:
+                high = middle
+        if low < len(messages) and messages[low].uid == uid:
+            return messages[low]
+        return None
 
     # -- several sessions on one mailbox (RFC 2180) ------------------------
 
@@ -712,10 +737,11 @@ class MboxMailbox:
         """Same-size header patches moved no message: re-find only the patched metadata."""
         patched = self._dirty_messages()
         for message in ([self.pseudo] if self.pseudo else []) + self.messages[:1] + patched:
+            self._note_read(message.body - message.start)
             message.hidden = fmt.scan_message(self.map, message.start)[0].hidden
             message.dirty = False
         self._touched = []
-        self._parsed(same_messages=True)
+        self._parsed()
 
     def _plan(self, doomed):
         """The journal writes (same-size header patches, then one tail from the first
@@ -806,7 +832,7 @@ class MboxMailbox:
             need_base = False
             if message.start < tail_from:
                 continue
-            yield self.map[message.start:message.header]
+            yield self._read(message.start, message.header)
             yield self._header_region(message, base)
             yield from self.body_chunks(message)
             if message.end > message.body and self.map[message.end - 1:message.end] != b"\n":
@@ -820,7 +846,7 @@ class MboxMailbox:
         parsed it (RFC 2180); rendering our stale copy would undo that.  Only
         X-IMAPbase, if it must change, is replaced when its size allows.
         """
-        region = bytes(self.map[message.header:message.body])
+        region = self._read(message.header, message.body)
         if message.dirty or not region.endswith((b"\n\n", b"\n\r\n")):
             return self._render_header(message, base)
         if base is None:
@@ -836,7 +862,7 @@ class MboxMailbox:
         visible = []
         pos = message.header
         for hstart, hend in message.hidden:
-            visible.append(self.map[pos:hstart])
+            visible.append(self._read(pos, hstart))
             pos = hend
         end_of_header = message.body
         blank = self.map[end_of_header - 2:end_of_header] == b"\r\n" and 2 or 1

@@ -5,8 +5,11 @@ boundaries, read UW's metadata headers, and render them again. No locking,
 no file handling: that is mailstore.mbox's concern.
 """
 
+import mmap
 import re
+import struct
 import time
+from array import array
 
 from mailstore.fromline import is_from_line
 
@@ -31,8 +34,58 @@ _CANONICAL = {b"Status", b"X-Status", b"X-Keywords", b"X-UID", b"X-IMAPbase", b"
 _CONTENT_LENGTH = re.compile(rb"^Content-Length:[ \t]*(\d{1,12})[ \t\r]*\n", re.M | re.I)
 
 
+# Pages of a mapped file count in the process's RSS once touched, until they are
+# unmapped: a pass over a 1 GB mailbox would show as 1 GB. Every this many
+# bytes read through the map they are dropped (the page cache keeps them, so a
+# later read is a minor fault, not I/O).
+RELEASE_BYTES = 16 << 20
+# What one read fault maps on Linux (/sys/kernel/mm/transparent_hugepage aside).
+FAULT_AROUND_BYTES = 64 << 10
+
+
+class PageRelease:
+    """Keeps a pass over an mmap from holding the whole file in the process's RSS."""
+
+    __slots__ = ("buf", "pending")
+
+    def __init__(self, buf):
+        self.buf = buf if isinstance(buf, mmap.mmap) else None
+        self.pending = 0
+
+    def consumed(self, count):
+        """count more bytes were read through the map; drop its pages now and then."""
+        self.pending += count
+        if self.pending >= RELEASE_BYTES and self.buf is not None:
+            self.pending = 0
+            try:
+                self.buf.madvise(mmap.MADV_DONTNEED)
+            except (ValueError, OSError):
+                self.buf = None  # closed meanwhile, or not allowed here: stop trying
+
+
 class NotMbox(Exception):
     """The file does not start with a From_ line, so it is not an mbox."""
+
+
+# A message's offsets and size, packed by Message: start, header, body, end,
+# size, then its hidden spans as (start, end) pairs.
+_NUMBERS = struct.Struct("5q")
+_NUMBER = struct.Struct("q")
+_SPANS_AT = _NUMBERS.size
+
+
+def _packed_number(index):
+    """A property for one of the integers packed in Message._where."""
+    at = index * _NUMBER.size
+
+    def get(self):
+        return _NUMBER.unpack_from(self._where, at)[0]
+
+    def set(self, value):
+        where = self._where
+        self._where = where[:at] + _NUMBER.pack(value) + where[at + _NUMBER.size:]
+
+    return property(get, set)
 
 
 class Message:
@@ -41,21 +94,70 @@ class Message:
     Offsets: `start` is the From_ line, `header` the first header line,
     `body` the first body byte, `end` the end of the message text (the
     separator line excluded); `hidden` lists (start, end) spans of metadata
-    lines inside the header, which clients never see.
+    lines inside the header, which clients never see; `size` is RFC822.SIZE.
+
+    A 100,000-message mailbox keeps 100,000 of these for a whole session, so
+    the offsets, size and spans live in one packed bytes object (about 140
+    bytes, where separate ints and a tuple of tuples took about 800) and are
+    unpacked when read. `uid` stays a plain int: the session's UID lists and
+    dicts share that one object.
     """
 
-    __slots__ = ("start", "header", "body", "end", "hidden", "uid", "flags",
-                 "keywords", "size", "dirty", "base")
+    __slots__ = ("_where", "uid", "flags", "keywords", "dirty", "base")
 
-    def __init__(self, start, header, body, end, hidden):
-        self.start, self.header, self.body, self.end = start, header, body, end
-        self.hidden = hidden
+    start = _packed_number(0)
+    header = _packed_number(1)
+    body = _packed_number(2)
+    end = _packed_number(3)
+    size = _packed_number(4)
+
+    def __init__(self, start, header, body, end, hidden, size=0):
+        self._where = _NUMBERS.pack(start, header, body, end, size)
+        if hidden:
+            self.hidden = hidden
         self.uid = 0
         self.flags = 0
         self.keywords = ()
-        self.size = 0
         self.dirty = False
         self.base = None
+
+    @property
+    def hidden(self):
+        flat = _unpack_offsets(self._where[_SPANS_AT:])
+        return tuple(zip(flat[0::2], flat[1::2]))
+
+    @hidden.setter
+    def hidden(self, spans):
+        self._where = self._where[:_SPANS_AT] + pack_offsets(
+            offset for span in spans for offset in span)
+
+    @property
+    def packed_hidden(self):
+        """The hidden spans as packed offsets (for the index sidecar)."""
+        return self._where[_SPANS_AT:]
+
+    @classmethod
+    def packed(cls, numbers, hidden):
+        """A Message from _NUMBERS-packed bytes and packed hidden spans."""
+        message = cls(0, 0, 0, 0, ())
+        message._where = numbers + hidden
+        return message
+
+
+def pack_numbers(start, header, body, end, size):
+    """A Message's offsets and size packed as Message.packed takes them."""
+    return _NUMBERS.pack(start, header, body, end, size)
+
+
+def pack_offsets(offsets):
+    """File offsets as one compact bytes object (b"" for none)."""
+    return array("q", offsets).tobytes()
+
+
+def _unpack_offsets(packed):
+    values = array("q")
+    values.frombytes(packed)
+    return values
 
 
 def skip_leading_whitespace(buf):
@@ -148,8 +250,9 @@ def scan_message(buf, start):
         end = exact
     else:
         nxt, end = limit, text_end(buf, body, limit)
-    hidden = tuple((header + m.start(), header + m.end()) for m in _META.finditer(header_bytes))
-    return Message(start, header, body, end, hidden), nxt
+    hidden = pack_offsets(offset for match in _META.finditer(header_bytes)
+                          for offset in (header + match.start(), header + match.end()))
+    return Message.packed(pack_numbers(start, header, body, end, 0), hidden), nxt
 
 
 def scan(buf, start=0):
@@ -163,9 +266,12 @@ def scan(buf, start=0):
             raise NotMbox("file does not begin with a From_ line")
     messages = []
     n = len(buf)
+    pages = PageRelease(buf)
     while pos < n:
-        message, pos = scan_message(buf, pos)
+        message, next_pos = scan_message(buf, pos)
         messages.append(message)
+        pages.consumed(next_pos - pos)
+        pos = next_pos
     return messages
 
 

@@ -15,25 +15,32 @@ which case only mail appended after the indexed end is parsed.
 
 import marshal
 import os
+import struct
 import zlib
 from array import array
 
 from mailstore import mboxformat as fmt
 from mailstore import sidecarfile
 
-FORMAT = 2
+FORMAT = 3
 # Below this many messages a scan is as cheap as loading an index.
 MIN_MESSAGES = 200
 
 
 class Index:
-    """What an index file held, checked against the open file by `usable`."""
+    """What an index file held, checked against the open file by `usable`.
 
-    __slots__ = ("stamp", "uidvalidity", "last_uid", "keywords", "pseudo", "messages", "layout")
+    `pseudo` is UW's pseudo-message or None; `checks` holds the fingerprint
+    of the pseudo-message (first, if any) and of every message, in order.
+    """
 
-    def __init__(self, stamp, uidvalidity, last_uid, keywords, pseudo, messages, layout):
+    __slots__ = ("stamp", "uidvalidity", "last_uid", "keywords", "pseudo", "messages",
+                 "checks", "layout")
+
+    def __init__(self, stamp, uidvalidity, last_uid, keywords, pseudo, messages, checks, layout):
         self.stamp, self.uidvalidity, self.last_uid = stamp, uidvalidity, last_uid
         self.keywords, self.pseudo, self.messages, self.layout = keywords, pseudo, messages, layout
+        self.checks = checks
 
     @property
     def indexed_size(self):
@@ -45,35 +52,53 @@ def fingerprint(buf, message):
     return zlib.crc32(buf[message.start:message.body])
 
 
+def _fingerprints(buf, messages):
+    """fingerprint() of each message, its pages of the map let go on the way."""
+    pages = fmt.PageRelease(buf)
+    for message in messages:
+        pages.consumed(message.end - message.start)
+        yield fingerprint(buf, message)
+
+
 # Per-message integer columns, stored as arrays so loading them is one copy each.
 _COLUMNS = ("start", "header", "body", "end", "uid", "flags", "size")
+# A hidden span is two 8-byte offsets, packed as the Message keeps them.
+_SPAN_BYTES = 16
 
 
 def _pack_messages(buf, messages):
-    """Columns of the messages' integers, their hidden spans flattened, their keywords."""
-    columns = [array("q", (getattr(m, name) for m in messages)).tobytes() for name in _COLUMNS]
-    checks = array("q", (fingerprint(buf, m) for m in messages)).tobytes()
-    counts = array("q", (len(m.hidden) for m in messages)).tobytes()
-    spans = array("q", (offset for m in messages for span in m.hidden for offset in span)).tobytes()
-    keywords = {i: m.keywords for i, m in enumerate(messages) if m.keywords}
-    return columns, checks, counts, spans, keywords
+    """Yield the parts of the messages' record, one at a time so each is written and freed:
+    columns of their integers, their fingerprints, hidden-span counts, the spans, keywords."""
+    yield [array("q", (getattr(m, name) for m in messages)).tobytes() for name in _COLUMNS]
+    yield array("q", _fingerprints(buf, messages)).tobytes()
+    yield array("q", (len(m.packed_hidden) // _SPAN_BYTES for m in messages)).tobytes()
+    # Grown in place: b"".join would first list 100,000 slices (32 MB at close).
+    spans = bytearray()
+    for message in messages:
+        spans += message.packed_hidden
+    yield spans
+    del spans
+    yield {i: m.keywords for i, m in enumerate(messages) if m.keywords}
+
+
+_PARTS = 5
 
 
 def _unpack_messages(packed):
-    """[(Message, fingerprint)] from _pack_messages' output."""
+    """([Message], their fingerprints) from _pack_messages' output."""
     columns, checks, counts, spans, keywords = packed
     starts, headers, bodies, ends, uids, flags, sizes = (_ints(c) for c in columns)
-    spans, entries, position = _ints(spans), [], 0
-    for i, (start, header, body, end, count) in enumerate(
-            zip(starts, headers, bodies, ends, _ints(counts))):
-        flat = spans[position:position + 2 * count]
-        position += 2 * count
-        message = fmt.Message(start, header, body, end,
-                              tuple(zip(flat[0::2], flat[1::2])))
-        message.uid, message.flags, message.size = uids[i], flags[i], sizes[i]
-        message.keywords = tuple(keywords.get(i, ()))
+    entries, position = [], 0
+    for i, (start, header, body, end, size, count) in enumerate(
+            zip(starts, headers, bodies, ends, sizes, _ints(counts))):
+        numbers = fmt.pack_numbers(start, header, body, end, size)
+        message = fmt.Message.packed(numbers, spans[position:position + count * _SPAN_BYTES])
+        position += count * _SPAN_BYTES
+        message.uid, message.flags = uids[i], flags[i]
+        if i in keywords:
+            message.keywords = tuple(keywords[i])
         entries.append(message)
-    return list(zip(entries, _ints(checks)))
+    return entries, _ints(checks)
 
 
 def _ints(data):
@@ -83,31 +108,44 @@ def _ints(data):
 
 
 def save(path, mailbox):
-    """Write the index for an open, fully written mailbox (atomically: temp file + rename)."""
+    """Write the index for an open, fully written mailbox (atomically: temp file + rename).
+
+    The file is a sequence of marshal records: the header, then the parts of
+    the pseudo-message's and the messages' records.
+    """
     buf = mailbox.map
-    data = (FORMAT, mailbox.identity, mailbox.stamp, mailbox.uidvalidity, mailbox.last_uid,
-            list(mailbox.keywords),
-            _pack_messages(buf, [mailbox.pseudo] if mailbox.pseudo else []),
-            _pack_messages(buf, mailbox.messages), mailbox.layout)
-    sidecarfile.write_replacing(path, marshal.dumps(data))
+    header = (FORMAT, mailbox.identity, mailbox.stamp, mailbox.uidvalidity, mailbox.last_uid,
+              list(mailbox.keywords), mailbox.layout)
+
+    def write(handle):
+        marshal.dump(header, handle)
+        for messages in ([mailbox.pseudo] if mailbox.pseudo else [], mailbox.messages):
+            for part in _pack_messages(buf, messages):
+                marshal.dump(part, handle)
+
+    sidecarfile.write_replacing(path, write)
 
 
 def load(path, identity):
     """The Index stored at path for this file identity, or None (missing, foreign, damaged)."""
     try:
         with open(path, "rb") as handle:
-            data = marshal.loads(handle.read())
-        version, stored_identity, stamp, uidvalidity, last_uid, keywords, pseudo, messages, \
-            layout = data
-    except (OSError, EOFError, ValueError, TypeError):
-        return None
-    if version != FORMAT or tuple(stored_identity) != tuple(identity):
+            header = marshal.load(handle)
+            if header[0] != FORMAT or tuple(header[1]) != tuple(identity):
+                return None
+            pseudo = [marshal.load(handle) for _ in range(_PARTS)]
+            messages = [marshal.load(handle) for _ in range(_PARTS)]
+        _, _, stamp, uidvalidity, last_uid, keywords, layout = header
+    except (OSError, EOFError, ValueError, TypeError, IndexError):
         return None
     try:
-        pseudo = _unpack_messages(pseudo)
+        pseudo, pseudo_checks = _unpack_messages(pseudo)
+        messages, checks = _unpack_messages(messages)
+        if len(pseudo) > 1 or len(checks) != len(messages):
+            return None
         return Index(tuple(stamp), uidvalidity, last_uid, list(keywords),
-                     pseudo[0] if pseudo else None, _unpack_messages(messages), layout)
-    except (TypeError, ValueError, IndexError):
+                     pseudo[0] if pseudo else None, messages, pseudo_checks + checks, layout)
+    except (TypeError, ValueError, IndexError, struct.error):
         return None
 
 
@@ -118,8 +156,9 @@ def usable(index, buf, stamp):
     if stamp == index.stamp:
         return True
     entries = ([index.pseudo] if index.pseudo else []) + index.messages
-    return all(message.body <= len(buf) and fingerprint(buf, message) == check
-               for message, check in entries)
+    if any(message.body > len(buf) for message in entries):
+        return False
+    return all(found == check for found, check in zip(_fingerprints(buf, entries), index.checks))
 
 
 def remove(path):

@@ -10,12 +10,16 @@ import os
 
 
 def write_replacing(path, data):
-    """Replace the file at path by data; False (nothing changed) if it cannot be written."""
+    """Replace the file at path by data (bytes, or a function that writes to a file
+    object); False (nothing changed) if it cannot be written."""
     _remove_orphans(path)
     temporary = "%s.%d.tmp" % (path, os.getpid())
     try:
         with open(temporary, "wb") as handle:
-            handle.write(data)
+            if callable(data):
+                data(handle)
+            else:
+                handle.write(data)
         os.replace(temporary, path)
         return True
     except OSError:

@@ -4,8 +4,8 @@ inetd starts `ipop3d` or `imapd` once per connection; each calls serve()
 with its own session class, syslog ident and implicit-TLS port.
 """
 
+import _signal  # not `signal`: its enums cost start-up time before the greeting
 import os
-import signal
 import sys
 
 from server.transport import HandshakeFailed, Transport
@@ -40,7 +40,7 @@ def serve(program, make_session, tls_port, config_error_reply, crash_reply, argv
 
     silence_stderr_on_socket()
     options = parse_arguments(sys.argv[1:] if argv is None else argv, program)
-    signal.signal(signal.SIGUSR2, signal.SIG_IGN)  # UW's kiss of death: never honoured here
+    _signal.signal(_signal.SIGUSR2, _signal.SIG_IGN)  # UW's kiss of death: never honoured here
     if os.umask(0o022) == 0:
         os.umask(0o022)
     log = Log(program)
@@ -117,6 +117,6 @@ def report_crash(log, transport, reply):
 
 
 def hostname():
-    import socket
+    import _socket
 
-    return socket.gethostname() or "localhost"
+    return _socket.gethostname() or "localhost"

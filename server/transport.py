@@ -6,9 +6,9 @@ pipelined before STARTTLS/STLS are never taken as commands. IMAP's COMPRESS
 (RFC 4978) adds a deflate layer above TLS (server.compression).
 """
 
+import _socket
 import os
 import select
-import socket
 
 
 class TransportError(Exception):
@@ -62,7 +62,7 @@ class Transport:
 
     def is_loopback(self):
         """True for a loopback peer, or for pipes and Unix sockets (local processes)."""
-        if self.sock is None or self.sock.family == socket.AF_UNIX:
+        if self.sock is None or self.sock.family == _socket.AF_UNIX:
             return True
         import ipaddress
 
@@ -87,7 +87,11 @@ class Transport:
         """Handshake as the server; drop anything read before it. HandshakeFailed if it fails."""
         if self.sock is None:
             raise TransportError("TLS needs a socket, not a pipe")
+        import socket  # ssl wants socket.socket; imported here, not before the greeting
+
         self.buffer.clear()
+        if not isinstance(self.sock, socket.socket):
+            self.sock = socket.socket(fileno=self.sock.detach())
         self.sock.settimeout(self.handshake_timeout)
         try:
             self.tls = context.wrap_socket(self.sock, server_side=True)
@@ -212,9 +216,13 @@ class Transport:
 
 
 def _socket_on(fd):
-    """A socket object for fd when it is one (inetd), else None (pipes)."""
+    """A socket object for fd when it is one (inetd), else None (pipes).
+
+    The C module's socket: `socket` itself imports enum and selectors, a few
+    milliseconds of every connection's start-up before the greeting.
+    """
     try:
-        sock = socket.socket(fileno=os.dup(fd))
+        sock = _socket.socket(fileno=os.dup(fd))
     except OSError:
         return None
     try:

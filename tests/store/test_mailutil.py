@@ -318,7 +318,7 @@ def test_check_compares_a_sound_index_sidecar_with_the_file(account):
     index_path = next((account.home / ".pyimapd").glob("index-*"))
     identity = (path.stat().st_dev, path.stat().st_ino)
     index = mboxindex.load(str(index_path), identity)
-    index.messages[5][0].uid += 1000  # the index now claims another UID for message 6
+    index.messages[5].uid += 1000  # the index now claims another UID for message 6
 
     import mmap
     from types import SimpleNamespace
@@ -327,9 +327,9 @@ def test_check_compares_a_sound_index_sidecar_with_the_file(account):
         saved = SimpleNamespace(
             map=mmap.mmap(handle.fileno(), 0, prot=mmap.PROT_READ), identity=identity,
             stamp=index.stamp, uidvalidity=index.uidvalidity, last_uid=index.last_uid,
-            keywords=index.keywords, pseudo=index.pseudo[0] if index.pseudo else None,
+            keywords=index.keywords, pseudo=index.pseudo,
             layout=index.layout,
-            messages=[message for message, _ in index.messages])
+            messages=index.messages)
         mboxindex.save(str(index_path), saved)
     os.chown(index_path, account.uid, account.gid)
     result = account.run("check", "Big")

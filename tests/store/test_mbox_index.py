@@ -192,6 +192,50 @@ def test_cached_fields_of_expunged_messages_are_dropped(spool):
     reopened = spool.open(readonly=True)
     try:
         reopened.cached(reopened.messages[0], "envelope", lambda: b"x")
-        assert sorted(uid for uid, _ in reopened.field_cache.values) == [1, 3]
+        assert sorted(uid for uid, _ in reopened.field_cache.keys()) == [1, 3]
     finally:
         reopened.close()
+
+
+def test_field_cache_reads_values_back_after_two_save_cycles(tmp_path):
+    """Values of several kinds survive save, reopen, more values, save again; a damaged file is empty."""
+    from mailstore.fieldcache import FieldCache
+
+    path = str(tmp_path / "cache")
+    envelope = (b"date", [b"a", None, (1, 2)], {"nested": b"\x00\xff"})
+    first = FieldCache(path, 7)
+    assert first.get(10, "envelope", lambda: envelope) == envelope
+    first.get(10, "date", lambda: (1700000000, 60))
+    first.get(12, "envelope", lambda: b"twelve")
+    first.save()
+    second = FieldCache(path, 7)
+    never = lambda: pytest.fail("a cached value was computed again")  # noqa: E731
+    assert second.get(10, "envelope", never) == envelope
+    second.get(11, "bodystructure", lambda: b"eleven")
+    second.forget([12])
+    second.save()
+    third = FieldCache(path, 7)
+    assert sorted(third.keys()) == [(10, "date"), (10, "envelope"), (11, "bodystructure")]
+    assert third.get(10, "date", never) == (1700000000, 60)
+    assert third.get(11, "bodystructure", never) == b"eleven"
+    assert FieldCache(path, 8).get(10, "date", lambda: "fresh") == "fresh"  # other UIDVALIDITY
+    with open(path, "r+b") as handle:
+        handle.truncate(40)
+    assert FieldCache(path, 7).get(10, "date", lambda: "fresh") == "fresh"
+
+
+def test_field_cache_writes_out_new_values_as_they_pile_up(tmp_path, monkeypatch):
+    """Past SPILL_BYTES of new values the file is rewritten mid-session; every value stays readable."""
+    from mailstore import fieldcache
+
+    monkeypatch.setattr(fieldcache, "SPILL_BYTES", 1000)
+    path = str(tmp_path / "cache")
+    cache = fieldcache.FieldCache(path, 7)
+    for uid in range(1, 41):
+        cache.get(uid, "envelope", lambda uid=uid: b"value %d " % uid * 10)
+    assert os.path.exists(path) and len(cache._new) < 40  # some went to the file already
+    never = lambda: pytest.fail("a cached value was computed again")  # noqa: E731
+    assert all(cache.get(uid, "envelope", never) == b"value %d " % uid * 10 for uid in range(1, 41))
+    cache.save()
+    reread = fieldcache.FieldCache(path, 7)
+    assert [uid for uid, _ in reread.keys()] == list(range(1, 41))

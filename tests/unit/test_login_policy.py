@@ -145,6 +145,7 @@ def pop3_login(config, user, password):
         session.cmd_pass(password.encode())
     except ipop3d.CloseSession:
         pass
+    session.flush()
     return b"".join(session.transport.written), log
 
 

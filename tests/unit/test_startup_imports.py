@@ -18,7 +18,10 @@ HEAVY_MODULES = ("ssl", "_ssl", "email", "asyncio", "pam", "ctypes", "_ctypes", 
                  "mailstore.mbox", "mailstore.mboxformat", "imap.mime", "imap.search", "imap.view",
                  # COMPRESS (RFC 4978) loads zlib only when a client sends it.
                  "zlib", "server.compression", "imap.parser_append", "imap.parser_url",
-                 "imap.urls", "imap.urlauth", "imap.storable")
+                 "imap.urls", "imap.urlauth", "imap.storable",
+                 # Lighter, but several milliseconds together (enum, selectors, re) on every
+                 # connection: the C modules _socket and _signal do for the greeting.
+                 "socket", "signal", "selectors", "base64")
 HANG_GUARD_SECONDS = 30
 
 
