@@ -162,6 +162,9 @@ class MboxMailbox:
         self.keywords = index.keywords
         self.messages = index.messages
         self._touched = []
+        for message, check in zip(([self.pseudo] if self.pseudo else []) + self.messages,
+                                  index.checks):
+            message.check = check
         self.layout = index.layout
         self.dirty = False
         # An index that still matches the file exactly need not be written again at close
@@ -517,11 +520,75 @@ class MboxMailbox:
             yield
 
     def _reload(self):
-        """Under a lock: parse the file again after someone else's change."""
+        """Under a lock: read the file again after someone else's change."""
         st = os.fstat(self.fd)
         if (st.st_dev, st.st_ino) != self.identity:
             raise StoreError(StoreError.TEMPORARY, "mailbox was replaced by another program")
-        self._map_and_parse()
+        if not self._reload_changed_parts(st.st_size):
+            self._map_and_parse()
+
+    def _reload_changed_parts(self, size):
+        """Re-read only what another process changed, when that is all it did: mail
+        appended (an MTA, another session's APPEND) and same-size header patches
+        (another session's flags, RFC 2180). False when anything moved: then the
+        whole file must be read again (a rewrite, an expunge, a foreign program).
+
+        A message counts as changed when the hash of its From_ line and header
+        differs from when it was read; it is re-read alone, and must still end
+        its header where it did. The result is what a full read would give.
+        """
+        known = ([self.pseudo] if self.pseudo else []) + self.messages
+        # UIDs given in memory only (mail not yet numbered in the file) could
+        # come out otherwise in a full read: then take that.
+        if self.map is None or size < self.size or len(self.messages) < 2 or self.dirty \
+                or self._dirty_messages() or any(m.check is None for m in known):
+            return False
+        self._remap(size)
+        self._note_read(sum(m.body - m.start for m in known))
+        changed = [m for m in known if fmt.fingerprint(self.map, m) != m.check]
+        if not (self._rescan_patched(changed) and self._take_file_base()):
+            return False
+        self._take_patched_metadata(changed)
+        # New mail can change where the last known message ends (the separator
+        # before the new From_ line), so that one is read again with it.
+        last = self.messages.pop()
+        return (self._start_of_new_mail(last.start) == last.start
+                and self._take_new_messages(last.start, True, self.messages[-1].uid))
+
+    def _rescan_patched(self, changed):
+        """Re-find the metadata lines of messages patched in place; False if more than
+        their headers' content changed (a header that grew or shrank moved data)."""
+        for message in changed:
+            old = (message.header, message.body)
+            fresh = self._rescan_header(message)
+            if (fresh.header, fresh.body) != old or not fmt.from_line_at(self.map, message.start):
+                return False
+        return True
+
+    def _take_patched_metadata(self, changed):
+        """Flags and keywords of the patched messages, as a full read takes them."""
+        known = set(self.keywords)
+        for message in changed:
+            if message is self.pseudo:
+                continue
+            meta = fmt.read_meta(self.map, message)
+            message.flags = fmt.flags_from_letters(meta.status)
+            message.keywords = tuple(k.decode("ascii", "replace") for k in (meta.keywords or ())
+                                     if k.decode("ascii", "replace") in known)
+            message.size = fmt.compute_size(self.map, message)
+
+    def _take_file_base(self):
+        """The UID base as a full read takes it (pseudo-message or message 1); False if
+        there is none (a full read numbers the mail anew) or its UIDVALIDITY changed."""
+        first = self.pseudo or self.messages[0]
+        meta = fmt.read_meta(self.map, first)
+        line = meta.imap if self.pseudo else meta.imapbase
+        base = fmt.parse_base(line) if line is not None else None
+        if base is None or base[0] != self.uidvalidity:
+            return False
+        self.last_uid = max(base[1], self.messages[-1].uid)
+        self.keywords = list(base[2])
+        return True
 
     def _write_changes(self):
         """Write dirty headers and the UID base, if anything changed."""
@@ -701,7 +768,7 @@ class MboxMailbox:
         self.messages, self._touched = keep, []
         self._remap(os.fstat(self.fd).st_size)
         for message in ([self.pseudo] if self.pseudo else []) + keep[:1] + patched:
-            message.hidden = fmt.scan_message(self.map, message.start)[0].hidden
+            self._rescan_header(message)
             message.dirty = False
         if not self._take_new_messages(tail_from, True, keep[-1].uid):
             self._map_and_parse()
@@ -737,11 +804,17 @@ class MboxMailbox:
         """Same-size header patches moved no message: re-find only the patched metadata."""
         patched = self._dirty_messages()
         for message in ([self.pseudo] if self.pseudo else []) + self.messages[:1] + patched:
-            self._note_read(message.body - message.start)
-            message.hidden = fmt.scan_message(self.map, message.start)[0].hidden
+            self._rescan_header(message)
             message.dirty = False
         self._touched = []
         self._parsed()
+
+    def _rescan_header(self, message):
+        """Re-read where a message's metadata lines are after a same-size header change."""
+        self._note_read(message.body - message.start)
+        fresh = fmt.scan_message(self.map, message.start)[0]
+        message.hidden, message.check = fresh.hidden, fresh.check
+        return fresh
 
     def _plan(self, doomed):
         """The journal writes (same-size header patches, then one tail from the first

@@ -8,6 +8,7 @@ no file handling: that is mailstore.mbox's concern.
 import mmap
 import re
 import struct
+import zlib
 import time
 from array import array
 
@@ -103,7 +104,7 @@ class Message:
     dicts share that one object.
     """
 
-    __slots__ = ("_where", "uid", "flags", "keywords", "dirty", "base")
+    __slots__ = ("_where", "uid", "flags", "keywords", "dirty", "base", "check")
 
     start = _packed_number(0)
     header = _packed_number(1)
@@ -120,6 +121,9 @@ class Message:
         self.keywords = ()
         self.dirty = False
         self.base = None
+        # fingerprint() of the From_ line and header as last read (None: unknown):
+        # a refresh re-reads only the messages whose bytes changed.
+        self.check = None
 
     @property
     def hidden(self):
@@ -252,7 +256,14 @@ def scan_message(buf, start):
         nxt, end = limit, text_end(buf, body, limit)
     hidden = pack_offsets(offset for match in _META.finditer(header_bytes)
                           for offset in (header + match.start(), header + match.end()))
-    return Message.packed(pack_numbers(start, header, body, end, 0), hidden), nxt
+    message = Message.packed(pack_numbers(start, header, body, end, 0), hidden)
+    message.check = zlib.crc32(buf[hend:body], zlib.crc32(header_bytes, zlib.crc32(buf[start:header])))
+    return message, nxt
+
+
+def fingerprint(buf, message):
+    """A hash of the bytes an in-place change could touch: the From_ line and the header."""
+    return zlib.crc32(buf[message.start:message.body])
 
 
 def scan(buf, start=0):
