@@ -4,11 +4,12 @@ The Maildir counterpart of mailstore.mboxrestore, for pyimapd-mailutil's
 copy and transfer: the messages keep the UIDs, UIDVALIDITY and UIDNEXT they
 had, so clients need not download them again.  The steps are the driver's
 own (mailstore.maildir): each message is written to tmp/ and synced with
-its internal date as mtime, then renamed into place under
-`dovecot-uidlist.lock`, and the uidlist records the given UIDs in the same
-locked step.  A kill -9 at any instant leaves every placed message whole;
-one placed but not yet in the uidlist gets the next free UID at the next
-scan, as a message delivered by an MDA does.  RFC 3501 §2.3.1.1 stays
+its internal date as mtime, then, under `dovecot-uidlist.lock`, renamed
+into place and its record (the given UID) appended to dovecot-uidlist at
+once, as Dovecot appends records; the file is rewritten whole at the end.
+A kill -9 at any instant leaves every placed message whole and all but
+at most the last one recorded; that one gets the next free UID at the
+next scan, as a message delivered by an MDA does.  RFC 3501 §2.3.1.1 stays
 true: UIDs only go up.
 
 A message that was already seen by a session (the mbox `Status: O`, the
@@ -21,7 +22,7 @@ import os
 
 from mailstore import StoreError
 from mailstore import maildiruidlist as uidfile
-from mailstore.maildir import info_name
+from mailstore.maildir import UIDLIST, info_name
 from mailstore.mboxformat import OLD
 
 
@@ -45,13 +46,15 @@ def append_with_uids(mailbox, items, uidvalidity=None, last_uid=None):
             written.append(mailbox._write_tmp(data, seconds))
         with mailbox._uidlist_lock():
             uidlist, _ = mailbox._assign_uids({m.base for m in mailbox.messages})
-            _take_uid_state(uidlist, uids, uidvalidity)
-            pending, written = written, []
-            try:
-                _place_all(mailbox, uidlist, pending, items)
-            finally:
-                uidlist.next_uid = max(uidlist.next_uid, (last_uid or 0) + 1)
+            if _take_uid_state(uidlist, uids, uidvalidity):
                 mailbox._write_uidlist(uidlist)
+            with _appending(mailbox) as fd:
+                pending, written = written, []
+                try:
+                    _place_each(mailbox, uidlist, pending, items, fd)
+                finally:
+                    uidlist.next_uid = max(uidlist.next_uid, (last_uid or 0) + 1)
+                    mailbox._write_uidlist(uidlist)
     finally:
         for tmp, _ in written:
             with contextlib.suppress(OSError):
@@ -62,20 +65,36 @@ def append_with_uids(mailbox, items, uidvalidity=None, last_uid=None):
 
 
 def _take_uid_state(uidlist, uids, uidvalidity):
-    """Under the lock: refuse UIDs that would go backwards; adopt the UIDVALIDITY."""
+    """Under the lock: refuse UIDs that would go backwards; adopt the UIDVALIDITY (True)."""
     if uids and uids[0] < uidlist.next_uid:
         raise StoreError(StoreError.EXISTS, "UID %d is not above the mailbox's last UID %d"
                          % (uids[0], uidlist.next_uid - 1))
     if uidvalidity is None or uidvalidity == uidlist.uidvalidity:
-        return
+        return False
     if uidlist.records or uidlist.next_uid > 1:
         raise StoreError(StoreError.EXISTS, "the mailbox has given out UIDs; its UIDVALIDITY stays")
     uidlist.uidvalidity = uidvalidity
+    return True
 
 
-def _place_all(mailbox, uidlist, written, items):
-    """Rename each tmp/ file into new/ or cur/ and record its UID; a failure leaves the rest
-    in tmp/ (removed by the caller) and the placed ones recorded."""
+@contextlib.contextmanager
+def _appending(mailbox):
+    """dovecot-uidlist open for appending records (the caller holds its lock)."""
+    try:
+        fd = os.open(mailbox._sub(UIDLIST), os.O_WRONLY | os.O_APPEND | os.O_NOFOLLOW)
+    except OSError as error:
+        raise StoreError(StoreError.TEMPORARY, "cannot write %s: %s"
+                         % (UIDLIST, error.strerror)) from None
+    try:
+        yield fd
+    finally:
+        os.close(fd)
+
+
+def _place_each(mailbox, uidlist, written, items, fd):
+    """Rename each tmp/ file into new/ or cur/, then append its record to the uidlist at once,
+    so a kill -9 leaves at most one placed file without its UID. A failure removes the files
+    not yet placed; the caller rewrites the uidlist with the records of the placed ones."""
     for index, ((tmp, base), item) in enumerate(zip(written, items)):
         uid, _, bits, keywords, (_, zone) = item
         subdir = "cur" if bits & OLD else "new"
@@ -91,3 +110,8 @@ def _place_all(mailbox, uidlist, written, items):
                              % error.strerror) from None
         uidlist.records[base] = (uid, uidfile.zone_field(zone))
         uidlist.next_uid = max(uidlist.next_uid, uid + 1)
+        if fd is not None:
+            try:
+                uidfile.append_record(fd, uid, uidfile.zone_field(zone), base)
+            except OSError:
+                fd = None  # a torn line stays the last one; the caller's rewrite records all

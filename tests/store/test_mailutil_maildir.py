@@ -18,7 +18,7 @@ import tempfile
 from pathlib import Path
 
 import pytest
-from test_dovecot_maildir import DOVECOT_IMAP, Dovecot, expected_state
+from test_dovecot_maildir import DOVECOT_IMAP, Dovecot, _unix, expected_state
 from test_mailutil import (GUARD_SECONDS, KEYWORDS, Account, entries, seed_folder,
                            tool_environment, write_file)
 
@@ -251,6 +251,61 @@ def dovecot_bodies(dovecot, name):
     return bodies
 
 
+@pytest.mark.skipif(not os.path.exists(DOVECOT_IMAP), reason="dovecot-imapd is not installed")
+@pytest.mark.skipif(os.geteuid() != 0, reason="Dovecot refuses root; serving as nobody needs root")
+def test_transfer_of_a_maildir_dovecot_wrote_into_mbox(account):
+    """A Maildir written by Dovecot, moved to mbox: imapd serves the UIDs, UIDVALIDITY,
+    UIDNEXT, flags, keywords and dates Dovecot served, and the same bytes except the one
+    documented difference: a body line starting "From " is quoted as ">From " in mbox."""
+    home = Path(tempfile.mkdtemp(prefix="pyimapd-dovecot-transfer-"))
+    try:
+        home.chmod(0o755)
+        (home / "home").mkdir()
+        dovecot = Dovecot(home / "home")
+        try:
+            seen = fill_with_dovecot(dovecot)
+        finally:
+            dovecot.close()
+        shutil.copytree(home / "home" / "Maildir", account.dir / "home2" / "Maildir")
+    finally:
+        shutil.rmtree(home)
+    account.give_to_user()
+    back = mbox_location(account)
+    result = account.run("transfer", maildir_location(account), back)
+    assert result.returncode == 0, result.stderr
+    views = served(account, back, [b"INBOX", b"Archive/2024"])
+    for name, (uidvalidity, uidnext, messages, bodies) in seen.items():
+        view = views[name.encode()]
+        assert view[:2] == (uidvalidity, uidnext)
+        assert {uid: ({f.decode() for f in flags} - {"\\Recent"}, _unix(date))
+                for uid, (flags, date, _, _) in view[2].items()} == {
+            uid: (flags, date) for uid, (flags, _, date) in messages.items()}
+        assert {uid: body for uid, (_, _, _, body) in view[2].items()} == {
+            uid: body.replace(b"\r\nFrom ", b"\r\n>From ") for uid, body in bodies.items()}
+    assert b"\r\n>From the minutes" in views[b"INBOX"][2][3][3]
+
+
+def fill_with_dovecot(dovecot):
+    """APPEND, STORE, EXPUNGE and CREATE through Dovecot; {name: (state, {uid: BODY[]})}."""
+    for n in range(1, 7):
+        flags = "(\\Seen $Label1)" if n % 3 == 0 else "(\\Flagged Work)" if n % 2 else "()"
+        dovecot.command("append", "INBOX", flags, imaplib.Time2Internaldate(1700000000 + 3600 * n),
+                        b"Subject: d%d\r\n\r\nbody %d\r\nFrom the minutes\r\n" % (n, n))
+    dovecot.command("select", "INBOX")
+    dovecot.command("uid", "STORE", "2", "+FLAGS", "(\\Deleted)")
+    dovecot.command("uid", "STORE", "6", "+FLAGS", "(\\Deleted)")
+    dovecot.command("expunge")
+    dovecot.command("close")
+    dovecot.command("create", "Archive/2024")
+    dovecot.command("append", "Archive/2024", "(\\Answered Filed)",
+                    imaplib.Time2Internaldate(1700000500), b"Subject: a\r\n\r\narchived\r\n")
+    seen = {}
+    for name in ("INBOX", "Archive/2024"):
+        seen[name] = dovecot.state(name) + (dovecot_bodies(dovecot, name.encode()),)
+    assert sorted(seen["INBOX"][2]) == [1, 3, 4, 5] and seen["INBOX"][1] == 7
+    return seen
+
+
 def test_transfer_refuses_what_the_destination_format_cannot_hold(account):
     """A "." in a name (Maildir++) and a folder with mail and subfolders (mbox) stop the
     transfer before anything is written, naming the folder."""
@@ -273,6 +328,52 @@ def test_transfer_refuses_what_the_destination_format_cannot_hold(account):
     assert result.returncode == 1
     assert "lists holds both messages and folders" in result.stderr
     assert not (account.dir / "home2" / "mail").exists()
+
+
+@pytest.mark.parametrize("kill_after", [40, 160])
+def test_a_transfer_killed_midway_leaves_only_whole_messages_with_their_uids(account, kill_after):
+    """kill -9 while a transfer fills a Maildir: every file in new/ and cur/ is a whole
+    message of the source, all but at most the last one placed have a uidlist record with
+    the UID they had in the source, and check --repair numbers that one."""
+    seed_folder(account, b"Big", 300)
+    source = {m[4]: m[0] for m in state(account.store(), b"Big")[2]}
+    maildir = maildir_location(account)
+    command = [sys.executable, "-m", "admin", "transfer", account.location, maildir,
+               "--user", account.user]
+    process = subprocess.Popen(command, env=tool_environment(account.config),
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    folder = account.dir / "home2" / "Maildir" / ".Big"
+    try:
+        while process.poll() is None and placed_count(folder) < kill_after:
+            pass
+        process.kill()
+    finally:
+        process.wait(timeout=GUARD_SECONDS)
+    files = {p.name.partition(":")[0]: p.read_bytes() for sub in ("new", "cur")
+             for p in (folder / sub).glob("*")}
+    assert kill_after <= len(files) <= len(source)
+    assert all(data in source for data in files.values())
+    records = {base: uid for base, uid in uidlist_records(folder).items() if base in files}
+    assert len(records) >= len(files) - 1
+    assert all(source[files[base]] == uid for base, uid in records.items())
+    result = account.run("check", str(folder), "--repair")
+    assert result.returncode == 0, result.stdout + result.stderr
+    after = state(account.store(maildir), b"Big")
+    assert sorted(m[4] for m in after[2]) == sorted(files.values())
+    assert sum(source[m[4]] != m[0] for m in after[2]) <= 1
+
+
+def placed_count(folder):
+    try:
+        return sum(len(os.listdir(folder / sub)) for sub in ("new", "cur"))
+    except FileNotFoundError:
+        return 0
+
+
+def uidlist_records(folder):
+    """{file base name: UID} from a dovecot-uidlist."""
+    lines = (folder / "dovecot-uidlist").read_text().splitlines()[1:]
+    return {line.split(" :", 1)[1]: int(line.split()[0]) for line in lines}
 
 
 # -- copy and move across formats ---------------------------------------------------------
