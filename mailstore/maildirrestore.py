@@ -98,8 +98,9 @@ def _place_each(mailbox, uidlist, written, items, fd):
     for index, ((tmp, base), item) in enumerate(zip(written, items)):
         uid, _, bits, keywords, (_, zone) = item
         subdir = "cur" if bits & OLD else "new"
-        letters = bits & ~OLD or keywords or subdir == "cur"
-        name = info_name(base, bits & ~OLD, keywords, "", mailbox.keyword_slots) if letters else base
+        name = base
+        if bits & ~OLD or keywords or subdir == "cur":  # cur/ names always carry `:2,`
+            name = info_name(base, bits & ~OLD, keywords, "", mailbox.keyword_slots)
         try:
             os.rename(tmp, mailbox._sub(subdir, name))
         except OSError as error:

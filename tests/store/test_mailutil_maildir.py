@@ -404,6 +404,8 @@ def test_move_from_a_maildir_folder_path_into_an_mbox_folder(account):
                        "--location", maildir).returncode == 0
     before = state(account.store(maildir), b"Sent")
     folder = account.dir / "home2" / "Maildir" / ".Sent"
+    same = account.run("copy", str(folder), "Sent", "--location", maildir)
+    assert same.returncode == 1 and "same mailbox" in same.stderr
     result = account.run("move", str(folder), "Moved", "--uids", "3:6")
     assert result.returncode == 0, result.stderr
     assert "UIDs kept" in result.stdout
@@ -530,18 +532,21 @@ def test_maildir_append_with_uids_takes_uidvalidity_uidnext_flags_and_dates(acco
     store.create(b"F")
     mailbox = store.open_mailbox(b"F")
     try:
-        items = [(3, b"Subject: a\r\n\r\nA\r\n", fmt.SEEN | fmt.OLD, tuple(KEYWORDS), (1600000000, 120)),
+        items = [(3, b"Subject: a\r\n\r\nA\r\n", fmt.SEEN | fmt.OLD, tuple(KEYWORDS),
+                  (1600000000, 120)),
                  (7, b"Subject: b\n\nB\n", fmt.FLAGGED, (), (1600003600, -300))]
         assert mailbox.append_with_uids(items, uidvalidity=123456, last_uid=20) == [3, 7]
         assert (mailbox.uidvalidity, mailbox.uidnext) == (123456, 21)
-        got = [(m.uid, m.flags, set(m.keywords), mailbox.internal_date(m), mailbox.message_text(m))
-               for m in mailbox.messages]
-        assert got == [(3, fmt.SEEN | fmt.OLD, set(KEYWORDS), (1600000000, 120), b"Subject: a\n\nA\n"),
-                       (7, fmt.FLAGGED, set(), (1600003600, -300), b"Subject: b\n\nB\n")]
+        got = [(m.uid, m.flags, set(m.keywords), mailbox.internal_date(m),
+                mailbox.message_text(m)) for m in mailbox.messages]
+        assert got == [
+            (3, fmt.SEEN | fmt.OLD, set(KEYWORDS), (1600000000, 120), b"Subject: a\n\nA\n"),
+            (7, fmt.FLAGGED, set(), (1600003600, -300), b"Subject: b\n\nB\n")]
         (Path(mailbox.path) / "new" / "1700000000.M9P9.mda").write_bytes(b"Subject: c\n\nc\n")
+        item = (b"Subject: d\n\nd\n", 0, (), (1700000000, 0))
         with pytest.raises(StoreError):
-            mailbox.append_with_uids([(21, b"Subject: d\n\nd\n", 0, (), (1700000000, 0))])
-        assert mailbox.append_with_uids([(22, b"Subject: d\n\nd\n", 0, (), (1700000000, 0))]) == [22]
+            mailbox.append_with_uids([(21,) + item])
+        assert mailbox.append_with_uids([(22,) + item]) == [22]
         assert [m.uid for m in mailbox.messages] == [3, 7, 21, 22]
     finally:
         mailbox.close()
