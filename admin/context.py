@@ -176,7 +176,6 @@ class Mailboxes:
                             expand(self.config.index_dir, self.principal))
         return MboxStore(location, self.config, user=self.principal.name)
 
-
     def maildir_path_store(self, directory):
         """A Maildir store whose INBOX is one Maildir folder directory (its tmp/, new/, cur/)."""
         from mailstore.location import Location, expand
