@@ -13,7 +13,8 @@ Check, repair, create, delete, rename, copy, move and transfer mailboxes of
 pyimapd users, in the spirit of UW's mailutil.
 
 A MAILBOX is a folder name of the user (INBOX, Sent, lists/python, as UTF-8
-text) or, when it starts with /, ./ or ../, the path of an mbox file. Run as
+text) or, when it starts with /, ./ or ../, the path of an mbox file or of
+a Maildir folder (a directory holding cur/, new/ and tmp/). Run as
 root, the tool works as the user (--user, else the owner of the paths), so the
 files it creates belong to that user."""
 
@@ -40,7 +41,7 @@ def build_parser():
     commands.required = True
     common = [_common_options()]
     check = commands.add_parser("check", parents=common, help="report damage in an mbox "
-                                "file and its index; --repair mends it")
+                                "file and its index, or in a Maildir folder; --repair mends it")
     check.add_argument("mailbox", metavar="MAILBOX")
     check.add_argument("--repair", action="store_true", help="fix what is found, under the "
                        "mailbox's locks, keeping every intact message")
@@ -91,9 +92,13 @@ def _setup(args):
 
 
 def run_check(mailboxes, args, out):
-    from admin.check import check
+    from mailstore.maildirstore import MaildirStore
 
     store, name = mailboxes.resolve(args.mailbox)
+    if isinstance(store, MaildirStore):
+        from admin.maildircheck import check
+    else:
+        from admin.check import check
     report = check(store, name, args.repair)
     out("%s: %s" % (args.mailbox, report.summary))
     for problem in report.problems:

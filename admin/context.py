@@ -4,7 +4,9 @@ A mailbox argument is either a folder name of the user (INBOX, `Sent`,
 `lists/python`, as UTF-8 text; it is sent to the store in modified UTF-7 as
 an IMAP client would) or a path: an argument starting with `/`, `./` or
 `../` is a path, since folder names never do. A path names one mbox file,
-served by an mbox store rooted at the file's directory.
+served by an mbox store rooted at the file's directory, or one Maildir
+folder (a directory with cur/ in it: `~/Maildir`, `~/Maildir/.Sent`),
+served by a Maildir store whose INBOX it is.
 
 Run as root the tool becomes the user before it opens anything, as the
 servers do after login (server.privileges), so every file it creates is the
@@ -147,8 +149,7 @@ class Mailboxes:
         if is_path(argument):
             path = os.path.abspath(argument)
             if os.path.isdir(os.path.join(path, "cur")):
-                raise ToolError("%s looks like a Maildir; name its folders with "
-                                "--location maildir:%s instead" % (argument, path))
+                return self.maildir_path_store(path), b"INBOX"
             name = os.fsencode(os.path.basename(path))
             if name.upper() == b"INBOX":  # the store would take it for its INBOX: make it so
                 return self.path_store(os.path.dirname(path), inbox=path), b"INBOX"
@@ -174,6 +175,15 @@ class Mailboxes:
         location = Location("mbox", directory, inbox or os.path.join(directory, _NO_INBOX),
                             expand(self.config.index_dir, self.principal))
         return MboxStore(location, self.config, user=self.principal.name)
+
+    def maildir_path_store(self, directory):
+        """A Maildir store whose INBOX is one Maildir folder directory (its tmp/, new/, cur/)."""
+        from mailstore.location import Location, expand
+        from mailstore.maildirstore import MaildirStore
+
+        location = Location("maildir", directory, directory,
+                            expand(self.config.index_dir, self.principal))
+        return MaildirStore(location, self.config, user=self.principal.name)
 
 
 def folder_name(text):

@@ -19,8 +19,8 @@ def append_keeping_uids(mailbox, items, uidvalidity=None, last_uid=None):
     """Append (uid, data, flags, keywords, date) items with their UIDs; the driver decides how.
 
     A driver offers this as a mailbox method `append_with_uids(items,
-    uidvalidity=None, last_uid=None)`; the mbox driver's lives in
-    mailstore.mboxrestore.
+    uidvalidity=None, last_uid=None)` (Maildir: mailstore.maildirrestore);
+    the mbox driver's lives in mailstore.mboxrestore.
     """
     method = getattr(mailbox, "append_with_uids", None)
     if method is not None:
@@ -143,14 +143,23 @@ def copy_between(source, target, uid_ranges, move):
 
 
 def _same_mailbox(source, target):
-    """True when both name one mbox file (other drivers: the same store and name)."""
+    """True when both name one mbox file or one Maildir folder directory."""
     import os
 
+    paths = [_mailbox_path(*side) for side in (source, target)]
+    if None in paths:
+        return source == target
+    return os.path.realpath(paths[0]) == os.path.realpath(paths[1])
+
+
+def _mailbox_path(store, name):
+    """The file or directory of a mailbox, or None for a store without either."""
     from mailstore import folders
+    from mailstore.maildirstore import MaildirStore
     from mailstore.mboxstore import MboxStore
 
-    if not (isinstance(source[0], MboxStore) and isinstance(target[0], MboxStore)):
-        return source == target
-    paths = [os.path.realpath(folders.resolve(store.location, name)) for store, name in
-             (source, target)]
-    return paths[0] == paths[1]
+    if isinstance(store, MboxStore):
+        return folders.resolve(store.location, name)
+    if isinstance(store, MaildirStore):
+        return store.path(name)
+    return None

@@ -5,6 +5,14 @@ internal date, each mailbox's UIDVALIDITY and UIDNEXT, and the
 subscriptions. The destination must hold no mail yet, so that nothing is
 merged and every UID can be kept; this is checked for all folders before
 anything is written. The source is only read.
+
+Between mbox and Maildir the IMAP names stay the same ("/" between levels
+in both stores; on disk mbox makes directories and Maildir++ `.a.b`
+names). What one format cannot hold is refused before anything is
+written: a "." in a name for Maildir++, a folder that holds both mail and
+folders for mbox (a file cannot be a directory), more than 26 keywords in
+one Maildir folder. Maildir++ has no empty directories: one in an mbox
+source is reported and left out (LAYOUT=fs keeps it).
 """
 
 from admin.context import ToolError, display_name
@@ -43,18 +51,65 @@ def _folders(store):
 
 
 def plan(source, target):
-    """[(source name, target name, attributes, message count)]; ToolError if the target has mail."""
+    """[(source name, target name, attributes, message count)]; ToolError if the target has
+    mail or cannot hold a folder as it is."""
     translate = _translator(source, target)
     entries = []
     for name, attributes in _folders(source):
         count = 0
         if NOSELECT not in attributes:
+            _require_nameable(target, name, translate(name))
+            _require_no_children(target, name, attributes)
             mailbox = source.open_mailbox(name, readonly=True)
             count = len(mailbox.messages)
+            keywords = {k for message in mailbox.messages for k in message.keywords}
             mailbox.close()
+            _require_keyword_room(target, name, keywords)
             _require_empty(target, translate(name))
         entries.append((name, translate(name), attributes, count))
     return entries
+
+
+def _require_nameable(store, name, target_name):
+    """The destination can name the folder (Maildir++: no "."; LAYOUT=fs: no cur, new, tmp)."""
+    from mailstore import folders
+
+    if target_name.upper() == b"INBOX":
+        return
+    try:
+        if hasattr(store, "path"):
+            store.path(target_name)
+        else:
+            folders.resolve(store.location, target_name)
+    except StoreError as error:
+        raise ToolError("folder %s cannot be named in the destination: %s"
+                        % (display_name(name), error)) from None
+
+
+def _require_no_children(store, name, attributes):
+    """An mbox folder is a file: it cannot also hold folders, as a Maildir folder can."""
+    from mailstore.folders import HAS_CHILDREN
+    from mailstore.mboxstore import MboxStore
+
+    if isinstance(store, MboxStore) and HAS_CHILDREN in attributes:
+        raise ToolError("folder %s holds both messages and folders, which an mbox file "
+                        "cannot; move its messages or its subfolders first" % display_name(name))
+
+
+def _require_keyword_room(store, name, keywords):
+    from mailstore.maildirstore import MaildirStore
+    from mailstore.maildiruidlist import MAX_KEYWORDS
+
+    if isinstance(store, MaildirStore) and len(keywords) > MAX_KEYWORDS:
+        raise ToolError("folder %s uses %d keywords; a Maildir folder holds at most %d"
+                        % (display_name(name), len(keywords), MAX_KEYWORDS))
+
+
+def _keeps_empty_directories(store):
+    """Maildir++ lists a level only while a folder lies below it: it has no empty directories."""
+    from mailstore.maildirstore import MaildirStore
+
+    return not isinstance(store, MaildirStore) or store.fs_layout
 
 
 def _require_empty(store, name):
@@ -82,8 +137,13 @@ def transfer(source, target, report):
     for name, target_name, attributes, _ in entries:
         if NOSELECT not in attributes:
             _create_folder(target, target_name)
-        elif HAS_NO_CHILDREN in attributes:
+        elif HAS_NO_CHILDREN not in attributes:
+            continue  # made with the folders below it
+        elif _keeps_empty_directories(target):
             _create_folder(target, target_name + _delimiter(target))
+        else:
+            report("%s/: an empty directory, which Maildir++ cannot hold; left out"
+                   % display_name(name))
     progress = Progress(sum(entry[3] for entry in entries), "")
     try:
         for name, target_name, attributes, count in entries:

@@ -573,6 +573,12 @@ class MaildirMailbox:
         self._scan()
         return [uidlist.uid(base) for base in placed]
 
+    def append_with_uids(self, items, uidvalidity=None, last_uid=None):
+        """Deliver (uid, data, flags, keywords, date) items keeping their UIDs (mailutil copy)."""
+        from mailstore.maildirrestore import append_with_uids
+
+        return append_with_uids(self, items, uidvalidity, last_uid)
+
     def _write_tmp(self, data, seconds):
         """Write one message to tmp/ (LF line ends, as Dovecot stores them); (path, base)."""
         text = data.replace(b"\r\n", b"\n")

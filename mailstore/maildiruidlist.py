@@ -57,8 +57,21 @@ class UidList:
         header.extend(self.header_extra)
         lines = [" ".join(header)]
         for base, (uid, fields) in sorted(self.records.items(), key=lambda item: item[1][0]):
-            lines.append("%d %s:%s" % (uid, fields + " " if fields else "", base))
+            lines.append(record_line(uid, fields, base))
         return ("\n".join(lines) + "\n").encode("utf-8", "surrogateescape")
+
+
+def record_line(uid, fields, base):
+    """One record as the file holds it, without its newline."""
+    return "%d %s:%s" % (uid, fields + " " if fields else "", base)
+
+
+def append_record(fd, uid, fields, base):
+    """Append one record to an open uidlist, as Dovecot does under the lock: a kill -9 leaves
+    the line whole or without its newline, which readers skip."""
+    data = (record_line(uid, fields, base) + "\n").encode("utf-8", "surrogateescape")
+    while data:
+        data = data[os.write(fd, data):]
 
 
 def zone_field(minutes):
