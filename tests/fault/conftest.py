@@ -26,16 +26,24 @@ def pytest_configure(config):
         os.environ["PYIMAPD_SOAK_SECONDS"] = str(config.getoption("--soak-seconds"))
 
 
+@pytest.fixture(params=["mbox", "maildir"])
+def driver(request):
+    """Each test that takes `driver` runs once per mail driver (faultdrivers.DRIVERS)."""
+    from faultdrivers import DRIVERS
+
+    return DRIVERS[request.param]
+
+
 @pytest.fixture
 def mail_room():
-    """make(users, **settings) -> faultroom.MailRoom in the system's temporary directory
+    """make(users, driver=None, **settings) -> faultroom.MailRoom in the system's temporary directory
     (the served uid must be able to reach it); every room is removed afterwards."""
     from faultroom import MailRoom
 
     rooms = []
 
-    def make(users, parent=None, **settings):
-        rooms.append(MailRoom(users, parent, **settings))
+    def make(users, parent=None, driver=None, **settings):
+        rooms.append(MailRoom(users, parent, driver, **settings))
         return rooms[-1]
 
     yield make

@@ -143,12 +143,15 @@ def procmail_available():
 def write_procmailrc(directory, spool):
     """A procmailrc delivering to `spool` with procmail's own locks (dotlock, then fcntl).
 
-    LOCKSLEEP=1: procmail tries a busy dotlock again after 1 s instead of 8 s,
-    which keeps a test that waits for deliveries quick; the locking is unchanged.
+    A `spool` ending with "/" is a Maildir: procmail writes tmp/ then moves
+    the file to new/, which needs no lock.  LOCKSLEEP=1: procmail tries a
+    busy dotlock again after 1 s instead of 8 s, which keeps a test that
+    waits for deliveries quick; the locking is unchanged.
     """
     rcfile = Path(directory) / "procmailrc"
-    rcfile.write_text("SHELL=/bin/sh\nLOCKSLEEP=1\nLOGFILE=%s/procmail.log\n:0:\n%s\n"
-                      % (directory, spool))
+    recipe = ":0" if str(spool).endswith("/") else ":0:"
+    rcfile.write_text("SHELL=/bin/sh\nLOCKSLEEP=1\nLOGFILE=%s/procmail.log\n%s\n%s\n"
+                      % (directory, recipe, spool))
     return rcfile
 
 
