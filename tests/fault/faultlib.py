@@ -149,7 +149,9 @@ def write_procmailrc(directory, spool):
     waits for deliveries quick; the locking is unchanged.
     """
     rcfile = Path(directory) / "procmailrc"
-    recipe = ":0" if str(spool).endswith("/") else ":0:"
+    # UMASK=022 for a Maildir: procmail runs as root here, and the served user must be
+    # able to read the files it creates (in an mbox it appends to the user's own file).
+    recipe = "UMASK=022\n:0" if str(spool).endswith("/") else ":0:"
     rcfile.write_text("SHELL=/bin/sh\nLOCKSLEEP=1\nLOGFILE=%s/procmail.log\n%s\n%s\n"
                       % (directory, recipe, spool))
     return rcfile

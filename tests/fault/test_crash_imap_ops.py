@@ -650,7 +650,8 @@ def verify(tally, templates, room, plan, label, delivered):
     if journals(room.index_dir) or room.locks():
         tally.fail("damaged", label, "left behind: %s %s" % (journals(room.index_dir),
                                                              room.locks()))
-    tally.count("files left in tmp/", len(room.leftovers()))
+    if room.leftovers():
+        tally.count("files left in tmp/", len(room.leftovers()))
 
 
 def figures_only(tally):
