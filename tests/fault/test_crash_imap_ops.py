@@ -1,29 +1,38 @@
 """`kill -9` during the mailbox operations of an IMAP session loses, duplicates and damages nothing.
 
-A child process (ops_child.py) runs one IMAP-style operation on a generated
-240-message INBOX and a folder: STORE of flags and keywords, STORE
-+\\Deleted then EXPUNGE or UID EXPUNGE, APPEND of one message or several
-(MULTIAPPEND) to INBOX or the folder, COPY from INBOX to the folder, or a
-close() that writes the index sidecar and the field cache.  It is killed with
+Every test here runs on mbox and on Maildir (the `driver` fixture,
+faultdrivers.py).  A child process (ops_child.py) runs one IMAP-style
+operation on a generated 240-message INBOX and a folder: STORE of flags and
+keywords, STORE +\\Deleted then EXPUNGE or UID EXPUNGE, APPEND of one
+message or several (MULTIAPPEND) to INBOX or the folder, COPY from INBOX to
+the folder; on mbox also a close() that writes the index sidecar and the
+field cache; on Maildir also the open that numbers mail an MTA just
+delivered (writing dovecot-uidlist) and POP3's UPDATE.  It is killed with
 SIGKILL: by us after a random delay within the operation's duration, or by
-itself at a random one of its write/pwrite/fsync/ftruncate/posix_fallocate/
-unlink/replace calls (before it, after it, or half-way through a write).  In
-some trials procmail delivers to INBOX all the while.
+itself at a random one of its hooked calls (mbox: write, pwrite, fsync,
+ftruncate, posix_fallocate, unlink, replace; Maildir: write, fsync, open,
+rename, link, unlink, utime of message, lock and uidlist files), before it,
+after it, or half-way through a write.  In some trials procmail delivers to
+INBOX all the while (into the Maildir when the driver is Maildir).
 
 Then this process opens both mailboxes as the next session would (which
 replays an interrupted rewrite and must clear the dead process's dotlock)
 and checks: every message that was not expunged is present once, with its
-UID, visible header and body unchanged; an expunge happened for all its
-messages or for none; flags are all as before or all as after a STORE; an
-appended or copied message is absent or present once and intact, and a
-MULTIAPPEND or COPY is all there or not at all; every procmail delivery is
-present once and intact; nothing else appeared; UIDVALIDITY is unchanged;
-the index and the field cache agree with a fresh scan of the file; no
-journal and no lock is left.
+UID, visible header, body and INTERNALDATE unchanged; flags are as before
+or as after a STORE; an appended or copied message is absent or present
+once and intact; every procmail delivery is present once and intact;
+nothing else appeared; UIDVALIDITY is unchanged; on mbox the index and the
+field cache agree with a fresh scan of the file, and an EXPUNGE, STORE,
+MULTIAPPEND or COPY happened for all its messages or for none; on Maildir
+dovecot-uidlist names every file with the UID the session shows, and a
+crash in the middle of an operation on several messages may leave some done
+(one rename or unlink per file, as in Dovecot: counted, each message whole).
+No journal and no lock is left (Maildir: a dead child's uidlist or keywords
+lock, which only a writer needs, is taken at once by the next writer).
 
 PYIMAPD_CRASH_TRIALS (or `pytest tests/fault --trials N`) sets the number of
-trials (default 300), PYIMAPD_CRASH_SEED the random seed (printed with the
-summary).
+trials per driver (default 200), PYIMAPD_CRASH_SEED the random seed (printed
+with the summary).
 """
 
 import hashlib
@@ -47,7 +56,7 @@ from mailstore import mboxformat as fmt
 from mailstore import open_store
 from server.config import Config
 
-DEFAULT_TRIALS = 300
+DEFAULT_TRIALS = 200
 INBOX_MESSAGES = 240          # above mboxindex.MIN_MESSAGES: close() writes index and cache
 FOLDER_MESSAGES = 12
 FOLDER = "Archive"

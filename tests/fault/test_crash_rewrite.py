@@ -9,7 +9,7 @@ second child while it replays the journal.  Then this process opens the
 spool (which completes the interrupted rewrite) and checks every message.
 
 PYIMAPD_CRASH_TRIALS (or `pytest tests/fault --trials N`) sets the number
-of trials (default 200), and
+of trials (default 150), and
 PYIMAPD_CRASH_SEED the random seed (printed with the summary).
 """
 
@@ -36,7 +36,7 @@ REPO = Path(__file__).resolve().parents[2]
 CHILD = Path(__file__).with_name("crash_child.py")
 MESSAGES = 300
 POST_CRASH_ID = b"<post-crash@example.org>"
-DEFAULT_TRIALS = 200
+DEFAULT_TRIALS = 150
 
 
 def seed_wanted():

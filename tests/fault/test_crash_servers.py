@@ -10,7 +10,7 @@ have left its dotlock; then the files are read back and every message is
 checked as in the other crash tests.  Each driver (mbox, Maildir) gets its
 own trials.
 
-PYIMAPD_SERVER_CRASH_TRIALS sets the number of trials per driver (default %d).
+PYIMAPD_SERVER_CRASH_TRIALS sets the number of trials per driver (default 30).
 """
 
 import os
@@ -26,8 +26,7 @@ from faultroom import hang_up, terminate
 from mailstore import open_store
 from server.config import Config
 
-DEFAULT_TRIALS = 40
-__doc__ %= DEFAULT_TRIALS
+DEFAULT_TRIALS = 30
 # How long the next session waits for a lock: one left by the dead server must go at once.
 LOCK_TIMEOUT = 5
 MESSAGES = 30

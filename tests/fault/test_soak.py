@@ -423,7 +423,9 @@ class SoakRun:
                      for config in (self.room.config, self.room.maildir_config)}
         deadline = time.monotonic() + self.seconds
         ready = threading.Barrier(len(self.imap_specs) + 1)
-        finishing = threading.Barrier(len(self.imap_specs) + 1)
+        # The end RSS is sampled by the barrier's action, while every client still waits
+        # to send LOGOUT (sampled after the barrier, a session might already be gone).
+        finishing = threading.Barrier(len(self.imap_specs) + 1, action=self.sample_end_rss)
         clients = self.clients(listeners, deadline, ready, finishing)
         stop = threading.Event()
         deliverers = [threading.Thread(target=deliverer, daemon=True, args=(
@@ -436,7 +438,6 @@ class SoakRun:
             self.start_rss = {pid: rss_kib(pid) for (server, _), listener in listeners.items()
                               if server == IMAPD for pid in listener.sessions()}
             finishing.wait(GUARD_SECONDS + self.seconds)
-            self.end_rss = {pid: rss_kib(pid) for pid in self.start_rss}
         except threading.BrokenBarrierError:
             pass  # a client failed; its error is in the ledger
         for thread in clients:
@@ -448,6 +449,9 @@ class SoakRun:
         for listener in listeners.values():
             listener.stop()
         self.left = wait_for_exit(self.room)
+
+    def sample_end_rss(self):
+        self.end_rss = {pid: rss_kib(pid) for pid in self.start_rss}
 
     def clients(self, listeners, deadline, ready, finishing):
         """The 50 client threads, each connecting to the listener serving its user's driver."""
@@ -515,7 +519,9 @@ def test_soak_50_connections_with_deliveries(mail_room, tmp_path, capsys):
     assert totals[1:] == (0, 0, 0), details[:10]
     assert soak.left == []
     assert len(growth) == len(soak.imap_specs) and max(growth) < MEMORY_GROWTH_LIMIT, (
-        soak.start_rss, soak.end_rss)
+        len(soak.start_rss), {pid: (rss, soak.end_rss.get(pid))
+                              for pid, rss in soak.start_rss.items()
+                              if not rss or not soak.end_rss.get(pid)})
     assert ledger.counts.get("appended") and ledger.counts.get("pop3 logins")
 
 
