@@ -66,6 +66,17 @@ class Tally:
         if sum(line.startswith(kind + " in") for line in self.failures) < FAILURES_SHOWN:
             self.failures.append("%s in trial %s: %s" % (kind, trial, detail))
 
+    def add(self, other):
+        """Take in the counts and failures of another Tally (one trial of a series)."""
+        self.trials += other.trials
+        self.checked += other.checked
+        self.killed += other.killed
+        for kind in ("lost", "duplicated", "damaged"):
+            setattr(self, kind, getattr(self, kind) + getattr(other, kind))
+        for kind, amount in other.extra.items():
+            self.count(kind, amount)
+        self.failures += other.failures
+
     def count(self, kind, amount=1):
         """Add to a named figure that is not a failure (for the summary only)."""
         self.extra[kind] = self.extra.get(kind, 0) + amount
