@@ -572,11 +572,11 @@ class MaildirMailbox:
                 written.append(self._write_tmp(data, seconds))
             with self._uidlist_lock():
                 placed = []
-                for (tmp, base), item in zip(written, items):
-                    placed.append(self._place(tmp, base, item))
-                    written = written[1:]
-                zones = [uidfile.zone_field(zone) for _, _, _, (_, zone) in items]
                 try:
+                    for (tmp, base), item in zip(list(written), items):
+                        placed.append(self._place(tmp, base, item))
+                        written.remove((tmp, base))
+                    zones = [uidfile.zone_field(zone) for _, _, _, (_, zone) in items]
                     uidlist, _ = self._assign_uids({m.base for m in self.messages},
                                                    extra=list(zip(placed, zones)))
                 except StoreError:
@@ -636,11 +636,11 @@ class MaildirMailbox:
         """Take back files renamed into new/ when their UIDs could not be written: the client
         hears NO, so a retry must not make a second copy.  Without a uidlist record no
         session has shown them yet (the lock keeps others from numbering them)."""
-        for base in placed:
-            for name in os.listdir(self._sub("new")):
-                if name.partition(":")[0] == base:
-                    with contextlib.suppress(OSError):
-                        os.unlink(self._sub("new", name))
+        taken_back = set(placed)
+        for name in os.listdir(self._sub("new")) if placed else ():
+            if name.partition(":")[0] in taken_back:
+                with contextlib.suppress(OSError):
+                    os.unlink(self._sub("new", name))
 
     def _fsync_dirs(self):
         """Make the renames durable before the client is told the UIDs."""

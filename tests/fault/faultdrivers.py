@@ -12,8 +12,6 @@ import os
 import shutil
 import time
 
-from faultlib import MESSAGE_ID
-
 # Internal dates of the generated Maildir messages (their files' mtime).
 MAILDIR_EPOCH = 1400000000
 
@@ -289,7 +287,3 @@ def _saved_file(path):
     with open(path, "rb") as handle:
         return path, handle.read(), os.stat(path).st_mtime
 
-
-def message_id(data):
-    match = MESSAGE_ID.search(data)
-    return match.group(1) if match else None
