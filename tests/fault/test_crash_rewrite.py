@@ -302,7 +302,8 @@ KILL_POINTS_IN_JOURNAL = 40
 
 
 @pytest.mark.parametrize("phase", ["before", "after", "torn"])
-def test_kill_during_the_journal_write_leaves_the_mailbox_byte_identical(tmp_path, phase):
+def test_kill_during_the_journal_write_leaves_the_mailbox_byte_identical(tmp_path, capsys,
+                                                                          phase):
     """A commit killed while it is still writing its journal (before the journal is
     published) leaves the spool byte-for-byte as it was, after recovery too."""
     rng = random.Random(seed_wanted())
@@ -319,6 +320,7 @@ def test_kill_during_the_journal_write_leaves_the_mailbox_byte_identical(tmp_pat
     # The dotlock's content, the journal payload (batched into 1 MiB writes)
     # and its header: every one of them is a kill point below.
     assert writes >= 3
+    tally = Tally("mbox journal-write kill points (%s)" % phase)
     for kill_at in sorted({1 + i * (writes - 1) // (KILL_POINTS_IN_JOURNAL - 1)
                            for i in range(KILL_POINTS_IN_JOURNAL)}):
         spool = Spool(tmp_path / ("%s-%d" % (phase, kill_at)))
@@ -330,6 +332,11 @@ def test_kill_during_the_journal_write_leaves_the_mailbox_byte_identical(tmp_pat
         _, found = spool.contents()
         assert spool.read() == templates.established
         assert len(found) == MESSAGES and not spool.journals()
+        tally.trials += 1
+        tally.killed += 1
+        tally.checked += len(found)  # byte-identical file: none lost, duplicated or damaged
+    with capsys.disabled():
+        print("\n%s (%d writes before the journal is published)" % (tally.summary(), writes))
 
 
 def crash_recover_check(templates, spool, established, plan, kill, deliver, recovery_kill=None):
