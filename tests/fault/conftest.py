@@ -14,7 +14,7 @@ import pytest
 def pytest_addoption(parser):
     group = parser.getgroup("pyimapd fault suite")
     group.addoption("--trials", type=int, default=None,
-                    help="random crash trials per crash test (PYIMAPD_CRASH_TRIALS)")
+                    help="random crash trials per crash test and driver (PYIMAPD_CRASH_TRIALS)")
     group.addoption("--soak-seconds", type=float, default=None,
                     help="how long the soak test runs (PYIMAPD_SOAK_SECONDS)")
 
