@@ -190,10 +190,21 @@ class MaildirMailbox:
         known = {m.base for m in self.messages}
         uidlist = self._read_uidlist()
         listing = self._confirmed_listing(known)
-        if uidlist is None or any(base not in uidlist.records for base in listing):
-            with self._uidlist_lock():
-                uidlist, listing = self._assign_uids(known)
+        unnumbered = uidlist is None or any(base not in uidlist.records for base in listing)
+        if unnumbered:
+            try:
+                with self._uidlist_lock():
+                    uidlist, listing = self._assign_uids(known)
+                unnumbered = False
+            except StoreError as error:
+                # A full disk or read-only folder must not make the numbered mail
+                # unreadable: new files wait (unshown) for a scan that can write.
+                if error.kind != StoreError.TEMPORARY or uidlist is None:
+                    raise
+                self.store.log("warning", "cannot number new mail in %s: %s" % (self.path, error))
         self._take(uidlist, listing, state)
+        if unnumbered:
+            self._seen_state = None  # try again at the next check
 
     def _assign_uids(self, known, extra=()):
         """Under the lock: UIDs for unknown files, then for `extra` (base, fields); write."""
@@ -560,11 +571,17 @@ class MaildirMailbox:
             for data, _, _, (seconds, _) in items:
                 written.append(self._write_tmp(data, seconds))
             with self._uidlist_lock():
-                placed = [self._place(tmp, base, item) for (tmp, base), item in zip(written, items)]
-                written = []
-                zones = [uidfile.zone_field(zone) for _, _, _, (_, zone) in items]
-                uidlist, _ = self._assign_uids({m.base for m in self.messages},
-                                               extra=list(zip(placed, zones)))
+                placed = []
+                try:
+                    for (tmp, base), item in zip(list(written), items):
+                        placed.append(self._place(tmp, base, item))
+                        written.remove((tmp, base))
+                    zones = [uidfile.zone_field(zone) for _, _, _, (_, zone) in items]
+                    uidlist, _ = self._assign_uids({m.base for m in self.messages},
+                                                   extra=list(zip(placed, zones)))
+                except StoreError:
+                    self._unplace(placed)
+                    raise
         finally:
             for tmp, _ in written:
                 with contextlib.suppress(OSError):
@@ -620,6 +637,16 @@ class MaildirMailbox:
             raise StoreError(StoreError.TEMPORARY, "cannot deliver message file: %s"
                              % error.strerror) from None
         return base
+
+    def _unplace(self, placed):
+        """Take back files renamed into new/ when their UIDs could not be written: the client
+        hears NO, so a retry must not make a second copy.  Without a uidlist record no
+        session has shown them yet (the lock keeps others from numbering them)."""
+        taken_back = set(placed)
+        for name in os.listdir(self._sub("new")) if placed else ():
+            if name.partition(":")[0] in taken_back:
+                with contextlib.suppress(OSError):
+                    os.unlink(self._sub("new", name))
 
     def _fsync_dirs(self):
         """Make the renames durable before the client is told the UIDs."""

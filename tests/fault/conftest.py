@@ -14,7 +14,7 @@ import pytest
 def pytest_addoption(parser):
     group = parser.getgroup("pyimapd fault suite")
     group.addoption("--trials", type=int, default=None,
-                    help="random crash trials per crash test (PYIMAPD_CRASH_TRIALS)")
+                    help="random crash trials per crash test and driver (PYIMAPD_CRASH_TRIALS)")
     group.addoption("--soak-seconds", type=float, default=None,
                     help="how long the soak test runs (PYIMAPD_SOAK_SECONDS)")
 
@@ -26,16 +26,24 @@ def pytest_configure(config):
         os.environ["PYIMAPD_SOAK_SECONDS"] = str(config.getoption("--soak-seconds"))
 
 
+@pytest.fixture(params=["mbox", "maildir"])
+def driver(request):
+    """Each test that takes `driver` runs once per mail driver (faultdrivers.DRIVERS)."""
+    from faultdrivers import DRIVERS
+
+    return DRIVERS[request.param]
+
+
 @pytest.fixture
 def mail_room():
-    """make(users, **settings) -> faultroom.MailRoom in the system's temporary directory
+    """make(users, driver=None, **settings) -> faultroom.MailRoom in the system's temporary directory
     (the served uid must be able to reach it); every room is removed afterwards."""
     from faultroom import MailRoom
 
     rooms = []
 
-    def make(users, parent=None, **settings):
-        rooms.append(MailRoom(users, parent, **settings))
+    def make(users, parent=None, driver=None, **settings):
+        rooms.append(MailRoom(users, parent, driver, **settings))
         return rooms[-1]
 
     yield make

@@ -26,15 +26,15 @@ def install_hook(kill_at, phase, hooked=HOOKED):
     calls = [0]
 
     def wrap(name, original):
-        def hooked(*args):
+        def hooked(*args, **kwargs):
             calls[0] += 1
             if calls[0] != kill_at:
-                return original(*args)
+                return original(*args, **kwargs)
             if phase == "torn" and name in ("write", "pwrite") and len(args[1]) > 1:
                 data = bytes(args[1])
                 original(args[0], data[:len(data) // 2], *args[2:])
             elif phase == "after":
-                original(*args)
+                original(*args, **kwargs)
             os.kill(os.getpid(), signal.SIGKILL)
             raise AssertionError("still alive after SIGKILL")
         return hooked

@@ -66,6 +66,17 @@ class Tally:
         if sum(line.startswith(kind + " in") for line in self.failures) < FAILURES_SHOWN:
             self.failures.append("%s in trial %s: %s" % (kind, trial, detail))
 
+    def add(self, other):
+        """Take in the counts and failures of another Tally (one trial of a series)."""
+        self.trials += other.trials
+        self.checked += other.checked
+        self.killed += other.killed
+        for kind in ("lost", "duplicated", "damaged"):
+            setattr(self, kind, getattr(self, kind) + getattr(other, kind))
+        for kind, amount in other.extra.items():
+            self.count(kind, amount)
+        self.failures += other.failures
+
     def count(self, kind, amount=1):
         """Add to a named figure that is not a failure (for the summary only)."""
         self.extra[kind] = self.extra.get(kind, 0) + amount
@@ -143,12 +154,17 @@ def procmail_available():
 def write_procmailrc(directory, spool):
     """A procmailrc delivering to `spool` with procmail's own locks (dotlock, then fcntl).
 
-    LOCKSLEEP=1: procmail tries a busy dotlock again after 1 s instead of 8 s,
-    which keeps a test that waits for deliveries quick; the locking is unchanged.
+    A `spool` ending with "/" is a Maildir: procmail writes tmp/ then moves
+    the file to new/, which needs no lock.  LOCKSLEEP=1: procmail tries a
+    busy dotlock again after 1 s instead of 8 s, which keeps a test that
+    waits for deliveries quick; the locking is unchanged.
     """
     rcfile = Path(directory) / "procmailrc"
-    rcfile.write_text("SHELL=/bin/sh\nLOCKSLEEP=1\nLOGFILE=%s/procmail.log\n:0:\n%s\n"
-                      % (directory, spool))
+    # UMASK=022 for a Maildir: procmail runs as root here, and the served user must be
+    # able to read the files it creates (in an mbox it appends to the user's own file).
+    recipe = "UMASK=022\n:0" if str(spool).endswith("/") else ":0:"
+    rcfile.write_text("SHELL=/bin/sh\nLOCKSLEEP=1\nLOGFILE=%s/procmail.log\n%s\n%s\n"
+                      % (directory, recipe, spool))
     return rcfile
 
 

@@ -1,7 +1,8 @@
 """Real servers for the fault tests: virtual users, their spools, imapd/ipop3d as inetd runs them.
 
 A MailRoom is a directory holding a spool directory (mode 1777, as
-/var/mail), one home per user, a passwd_file of virtual users served as one
+/var/mail), one home per user (with ~/Maildir when the room's driver is
+Maildir), a passwd_file of virtual users served as one
 unprivileged uid (the test account `pyimapd-test` or `nobody` when we are
 root, else our own uid) and the configuration file.  Servers run as inetd
 starts them: on one end of a socket pair (`imap_session`, `pop3_session`)
@@ -22,6 +23,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from faultdrivers import DRIVERS
 from faultlib import GUARD_SECONDS, REPO
 
 IMAPD = REPO / "imapd.py"
@@ -47,11 +49,13 @@ def served_ids():
 class MailRoom:
     """Spools, homes, a passwd_file and a configuration for some virtual users."""
 
-    def __init__(self, users, parent=None, **settings):
+    def __init__(self, users, parent=None, driver=None, maildir_users=(), **settings):
         # Not under pytest's tmp_path: that is mode 0700, which the served uid cannot pass.
         self.root = Path(tempfile.mkdtemp(prefix="pyimapd-fault-", dir=parent))
         self.root.chmod(0o755)  # the served uid must reach its spool and home
         self.uid, self.gid = served_ids()
+        self.driver = DRIVERS[driver or "mbox"] if isinstance(driver, (str, type(None))) \
+            else driver
         self.users = {name: "pw-%s-1" % name for name in users}
         self.spool_dir = self.root / "spool"
         self.spool_dir.mkdir()
@@ -63,7 +67,8 @@ class MailRoom:
             "%s:{PLAIN}%s:%d:%d::%s::\n" % (name, password, self.uid, self.gid, self.home(name))
             for name, password in self.users.items()))
         self.settings = {
-            "mail_location": "mbox:~/mail:INBOX=%s/%%u" % self.spool_dir,
+            "mail_location": (self.driver.room_location()
+                              or "mbox:~/mail:INBOX=%s/%%u" % self.spool_dir),
             "passwd_file": str(self.root / "passwd"),
             "cram_md5_file": str(self.root / "no-cram-md5.pwd"),
             "disable_plaintext_auth": "no",
@@ -73,6 +78,23 @@ class MailRoom:
         self.settings.update(settings)
         self.config = self.root / "pyimapd.conf"
         self.config.write_text("".join("%s = %s\n" % item for item in self.settings.items()))
+        # Users served on Maildir in a room of mbox users: the same passwd_file, another
+        # configuration (as two server instances would be).
+        self.maildir_users = set(maildir_users)
+        self.maildir_config = self.root / "pyimapd-maildir.conf"
+        self.maildir_config.write_text("".join("%s = %s\n" % item for item in dict(
+            self.settings, mail_location=DRIVERS["maildir"].room_location()).items()))
+
+    def driver_of(self, user):
+        return DRIVERS["maildir"] if user in self.maildir_users else self.driver
+
+    def config_of(self, user):
+        return self.maildir_config if user in self.maildir_users else self.config
+
+    def location_of(self, user):
+        if user in self.maildir_users:
+            return DRIVERS["maildir"].room_location()
+        return self.settings["mail_location"]
 
     def home(self, user):
         return self.root / "home" / user
@@ -82,6 +104,28 @@ class MailRoom:
 
     def spool(self, user):
         return self.spool_dir / user
+
+    def inbox(self, user):
+        """The user's INBOX: the spool file (mbox) or ~/Maildir."""
+        return Path(self.driver_of(user).inbox(self.home(user), self.spool(user)))
+
+    def folder(self, user, name):
+        return Path(self.driver_of(user).room_folder(self.home(user), name))
+
+    def write_inbox(self, user, messages):
+        """The user's INBOX holding these mbox messages (Maildir: one file each, in new/)."""
+        if self.driver_of(user).name == "mbox":
+            return self.write_spool(user, b"".join(messages))
+        self.driver_of(user).create(str(self.inbox(user)), messages)
+        self.own_tree(self.inbox(user))
+        return self.inbox(user)
+
+    def own_tree(self, top):
+        """Hand a directory and all in it to the served uid."""
+        for directory, _, files in os.walk(top):
+            self.own(Path(directory))
+            for name in files:
+                self.own(Path(directory) / name)
 
     def own(self, path, directory=False):
         """Create (if a directory) and hand a path to the served uid."""
@@ -99,8 +143,9 @@ class MailRoom:
         return path
 
     def deliver(self, user, data):
-        """Append one mbox message (From_ line included) as an MTA does, under all three locks."""
-        deliver_locked(self.spool(user), data)
+        """Deliver one mbox message (From_ line included) as an MTA does: appended under all
+        three locks (mbox), or written to tmp/ and renamed into new/ (Maildir)."""
+        self.driver_of(user).deliver(str(self.inbox(user)), data)
 
     def imap_session(self):
         """imaplib on a socket pair whose other end is imapd's fd 0/1, as inetd starts it."""
@@ -110,9 +155,12 @@ class MailRoom:
         """poplib on a socket pair whose other end is ipop3d's fd 0/1."""
         return _connected(SocketPOP3, IPOP3D, self.config)
 
-    def start_listener(self, server):
-        """server.listener on 127.0.0.1 (a free port), running a server script per connection."""
-        return Listener.start(server, self.config, self.root / ("%s.log" % server.stem))
+    def start_listener(self, server, config=None):
+        """server.listener on 127.0.0.1 (a free port), running a server script per connection
+        (with this room's configuration, or `config`)."""
+        config = config or self.config
+        return Listener.start(server, config, self.root / ("%s-%s.log" % (server.stem,
+                                                                          config.stem)))
 
 
 def _connected(client_class, server, config):

@@ -2,12 +2,15 @@
 
 Usage: python ops_child.py REPO PLAN.json
 
-The plan's "op" is what an IMAP session does through the mailstore API:
-"store" (STORE flags and keywords), "expunge" (STORE +\\Deleted, then
-EXPUNGE or UID EXPUNGE), "append" (APPEND or MULTIAPPEND), "copy" (COPY from
-INBOX to a folder: read INBOX, append to the folder) or "index" (open a large
-mailbox, compute the cached fields of every message, close: close() writes
-the index sidecar and the field cache).  Every op ends with close().
+The plan's "op" is what an IMAP or POP3 session does through the mailstore
+API, on the plan's `location` (mbox or Maildir): "store" (STORE flags and
+keywords), "expunge" (STORE +\\Deleted, then EXPUNGE or UID EXPUNGE),
+"append" (APPEND or MULTIAPPEND), "copy" (COPY from INBOX to a folder: read
+INBOX, append to the folder), "index" (mbox: open a large mailbox, compute
+the cached fields of every message, close: close() writes the index sidecar
+and the field cache), "scan" (open INBOX, which numbers new mail, claim
+\\Recent, read every date) or "commit" (POP3's UPDATE after DELE and RETR).
+Every op ends with close().
 
 Dying works as in crash_child.py (`kill_at`, `phase`, `hooked`), and the
 parent may kill us from outside: we print "go" just before the op starts,
@@ -27,8 +30,8 @@ def open_store(plan):
     from mailstore import open_store as open_user_store
     from server.config import Config
 
-    config = Config({"mail_location": "mbox:%s:INBOX=%s" % (plan["home"], plan["spool"]),
-                     "index_dir": plan["index_dir"], "mbox_lock_timeout": 10})
+    config = Config({"mail_location": plan["location"], "index_dir": plan["index_dir"],
+                     "mbox_lock_timeout": 10})
     return open_user_store(Principal("u", os.getuid(), os.getgid(), plan["home"]), config)
 
 
@@ -74,6 +77,29 @@ def do_copy(store, plan):
     source.close()
 
 
+def do_scan(store, plan):
+    yield  # the open is in the kill window: it gives the new files their UIDs
+    mailbox = store.open_inbox()
+    mailbox.claim_recent()
+    for message in mailbox.messages:
+        mailbox.internal_date(message)
+    mailbox.close()
+
+
+def do_commit(store, plan):
+    """As ipop3d: the maildrop under the POP3 lock, DELE marks in memory, QUIT commits."""
+    from mailstore import mboxformat as fmt
+
+    mailbox = store.open_inbox(exclusive_session=True)
+    yield
+    doomed = set(plan["deleted"])
+    for message in mailbox.messages:
+        if message.uid in doomed:
+            message.flags |= fmt.DELETED
+    mailbox.commit(seen_uids=set(plan["seen"]), expunge=True)
+    mailbox.close()
+
+
 def do_index(store, plan):
     mailbox = store.open_inbox()
     yield
@@ -83,7 +109,7 @@ def do_index(store, plan):
 
 
 OPS = {"store": do_store, "expunge": do_expunge, "append": do_append, "copy": do_copy,
-       "index": do_index}
+       "index": do_index, "scan": do_scan, "commit": do_commit}
 
 
 def main():

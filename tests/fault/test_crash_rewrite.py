@@ -9,7 +9,7 @@ second child while it replays the journal.  Then this process opens the
 spool (which completes the interrupted rewrite) and checks every message.
 
 PYIMAPD_CRASH_TRIALS (or `pytest tests/fault --trials N`) sets the number
-of trials (default 200), and
+of trials (default 150), and
 PYIMAPD_CRASH_SEED the random seed (printed with the summary).
 """
 
@@ -36,7 +36,7 @@ REPO = Path(__file__).resolve().parents[2]
 CHILD = Path(__file__).with_name("crash_child.py")
 MESSAGES = 300
 POST_CRASH_ID = b"<post-crash@example.org>"
-DEFAULT_TRIALS = 200
+DEFAULT_TRIALS = 150
 
 
 def seed_wanted():
@@ -286,7 +286,7 @@ def test_kill_9_during_rewrite_loses_nothing(tmp_path, capsys):
     rng = random.Random(seed)
     templates = Templates(tmp_path, rng)
     calibration = Calibration(templates, tmp_path / "calibration")
-    tally = Tally()
+    tally = Tally("mbox rewrite crash trials")
     for trial in range(trials_wanted(DEFAULT_TRIALS)):
         run_trial(tally, templates, rng, tmp_path / ("trial-%d" % trial), trial, calibration)
     with capsys.disabled():
@@ -302,7 +302,8 @@ KILL_POINTS_IN_JOURNAL = 40
 
 
 @pytest.mark.parametrize("phase", ["before", "after", "torn"])
-def test_kill_during_the_journal_write_leaves_the_mailbox_byte_identical(tmp_path, phase):
+def test_kill_during_the_journal_write_leaves_the_mailbox_byte_identical(tmp_path, capsys,
+                                                                          phase):
     """A commit killed while it is still writing its journal (before the journal is
     published) leaves the spool byte-for-byte as it was, after recovery too."""
     rng = random.Random(seed_wanted())
@@ -319,6 +320,7 @@ def test_kill_during_the_journal_write_leaves_the_mailbox_byte_identical(tmp_pat
     # The dotlock's content, the journal payload (batched into 1 MiB writes)
     # and its header: every one of them is a kill point below.
     assert writes >= 3
+    tally = Tally("mbox journal-write kill points (%s)" % phase)
     for kill_at in sorted({1 + i * (writes - 1) // (KILL_POINTS_IN_JOURNAL - 1)
                            for i in range(KILL_POINTS_IN_JOURNAL)}):
         spool = Spool(tmp_path / ("%s-%d" % (phase, kill_at)))
@@ -330,6 +332,11 @@ def test_kill_during_the_journal_write_leaves_the_mailbox_byte_identical(tmp_pat
         _, found = spool.contents()
         assert spool.read() == templates.established
         assert len(found) == MESSAGES and not spool.journals()
+        tally.trials += 1
+        tally.killed += 1
+        tally.checked += len(found)  # byte-identical file: none lost, duplicated or damaged
+    with capsys.disabled():
+        print("\n%s (%d writes before the journal is published)" % (tally.summary(), writes))
 
 
 def crash_recover_check(templates, spool, established, plan, kill, deliver, recovery_kill=None):
@@ -345,7 +352,7 @@ def crash_recover_check(templates, spool, established, plan, kill, deliver, reco
         run_child(spool, spool.plan(action="recover", **recovery_kill))
         remove_stale_dotlock(spool)
     tally = Tally()
-    tally.killed = returncode == -signal.SIGKILL
+    tally.trials, tally.killed = 1, returncode == -signal.SIGKILL
     check(tally, templates, spool, plan, "%s/%s/%s" % (kill, deliver, recovery_kill),
           established, deliver)
     return tally
@@ -360,7 +367,7 @@ REWRITES = {
 
 
 @pytest.mark.parametrize("rewrite", sorted(REWRITES))
-def test_every_mailbox_side_kill_point_with_a_delivery_after_it(tmp_path, rewrite):
+def test_every_mailbox_side_kill_point_with_a_delivery_after_it(tmp_path, capsys, rewrite):
     """A commit killed before, during or after each call that touches the mailbox or the
     journal's pointer, then a delivery: recovery keeps every survivor and the delivery."""
     established, plan = REWRITES[rewrite]
@@ -369,19 +376,20 @@ def test_every_mailbox_side_kill_point_with_a_delivery_after_it(tmp_path, rewrit
     count.write(templates.established if established else templates.raw)
     _, out = run_child(count, count.plan(action="commit", hooked=NON_WRITE_CALLS, **plan))
     calls = int(out.split(b"\n")[1].split()[2])
-    problems, killed = [], 0
+    total = Tally("mbox %s rewrite kill points" % rewrite)
     for kill_at in range(1, calls + 1):
         for phase in ("before", "after", "torn"):
             spool = Spool(tmp_path / ("%d-%s" % (kill_at, phase)))
             kill = {"kill_at": kill_at, "phase": phase, "hooked": NON_WRITE_CALLS}
-            tally = crash_recover_check(templates, spool, established, plan, kill, deliver=True)
-            killed += tally.killed
-            problems += tally.failures
-    assert killed == 3 * calls
-    assert problems == []
+            total.add(crash_recover_check(templates, spool, established, plan, kill,
+                                          deliver=True))
+    with capsys.disabled():
+        print("\n%s (%d hooked calls)" % (total.summary(), calls))
+    assert total.killed == 3 * calls
+    assert total.problems() == (0, 0, 0) and total.failures == [], "\n".join(total.failures)
 
 
-def test_recovery_killed_at_every_call_after_a_crash_past_the_truncate(tmp_path):
+def test_recovery_killed_at_every_call_after_a_crash_past_the_truncate(tmp_path, capsys):
     """A commit dies right after truncating the file, mail arrives, and then the recovery
     itself is killed at each of its calls: the next recovery still loses nothing."""
     established, plan = REWRITES["shrinking"]
@@ -396,12 +404,14 @@ def test_recovery_killed_at_every_call_after_a_crash_past_the_truncate(tmp_path)
     _, out = run_child(count, count.plan(action="recover"))
     calls = int(out.split(b"\n")[1].split()[2])
     assert calls > 5, (out, os.listdir(count.index_dir))
-    problems = []
+    total = Tally("mbox recovery kill points")
     for kill_at in range(1, calls + 1):
         for phase in ("before", "after", "torn"):
             spool = Spool(tmp_path / ("%d-%s" % (kill_at, phase)))
-            tally = crash_recover_check(templates, spool, established, plan, after_truncate,
-                                        deliver=True,
-                                        recovery_kill={"kill_at": kill_at, "phase": phase})
-            problems += tally.failures
-    assert problems == []
+            total.add(crash_recover_check(templates, spool, established, plan, after_truncate,
+                                          deliver=True,
+                                          recovery_kill={"kill_at": kill_at, "phase": phase}))
+    with capsys.disabled():
+        print("\n%s (%d hooked calls of the recovery)" % (total.summary(), calls))
+    assert total.trials == 3 * calls
+    assert total.problems() == (0, 0, 0) and total.failures == [], "\n".join(total.failures)

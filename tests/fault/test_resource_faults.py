@@ -10,6 +10,13 @@ file system is also remounted read-only.  Every refusal must be a tagged NO
 or -ERR with a response code and no exception text, the refused change must
 leave no trace (in the file, and in what the session shows), and once the
 fault is gone every message is there, intact, with its UID.
+
+Every test runs on mbox and on Maildir (the `driver` fixture).  On Maildir
+"read-only spool" makes ~/Maildir and its cur/, new/ and tmp/ read-only,
+and "read-only index" only ~/Maildir itself, where dovecot-uidlist, its lock
+and dovecot-keywords live.  An expunge on Maildir is an unlink in cur/, which
+needs neither free space nor a writable ~/Maildir: there it succeeds (see
+EXPECTED_OK), and the test checks that it did all it said.
 """
 
 import os
@@ -76,9 +83,15 @@ class DiskFull:
 
 
 class ReadOnlySpool:
-    """The spool file, its directory and the user's index directory lose write permission."""
+    """The spool file, its directory and the user's index directory lose write permission
+    (Maildir: ~/Maildir and its cur/, new/, tmp/)."""
 
     def __init__(self, room):
+        if room.driver.name == "maildir":
+            maildir = room.inbox(USER)
+            self.paths = [(path, 0o500, 0o700) for path in
+                          (maildir, maildir / "cur", maildir / "new", maildir / "tmp")]
+            return
         self.paths = [(room.spool_dir, 0o555, 0o1777),
                       (room.home(USER) / ".pyimapd", 0o500, 0o700),
                       (room.spool(USER), 0o400, 0o600)]
@@ -94,22 +107,34 @@ class ReadOnlySpool:
 
 class ReadOnlyIndex(ReadOnlySpool):
     """Only the index directory is read-only: a full or read-only home (~/.pyimapd) while
-    the spool in /var/mail is fine."""
+    the spool in /var/mail is fine (Maildir: ~/Maildir, holding dovecot-uidlist, while
+    cur/, new/ and tmp/ are fine)."""
 
     def __init__(self, room):
-        self.paths = [(room.home(USER) / ".pyimapd", 0o500, 0o700)]
+        if room.driver.name == "maildir":
+            self.paths = [(room.inbox(USER), 0o500, 0o700)]
+        else:
+            self.paths = [(room.home(USER) / ".pyimapd", 0o500, 0o700)]
 
 
 FAULTS = {"full-disk": DiskFull, "read-only-spool": ReadOnlySpool,
           "read-only-index": ReadOnlyIndex}
+# (driver, fault): commands that need neither space nor the faulty directory there, and so
+# must succeed: Maildir's EXPUNGE and POP3 UPDATE only unlink (and rename) in cur/.
+EXPECTED_OK = {("maildir", "full-disk"): {"expunge", "pop3-quit"},
+               ("maildir", "read-only-index"): {"expunge", "pop3-quit"}}
 
 
-def make_room(mail_room, small_fs, messages=MESSAGES):
+def expected_ok(room, fault, command):
+    return command in EXPECTED_OK.get((room.driver.name, fault), ())
+
+
+def make_room(mail_room, small_fs, driver, messages=MESSAGES):
     """A user on the small file system whose INBOX a first session has already opened."""
-    room = mail_room([USER], parent=small_fs)
+    room = mail_room([USER], parent=small_fs, driver=driver)
     rng = random.Random(messages)
-    room.write_spool(USER, b"".join(generated_message(i, rng, b"inbox")
-                                    for i in range(1, messages + 1)))
+    room.write_inbox(USER, [generated_message(i, rng, b"inbox")
+                            for i in range(1, messages + 1)])
     client = login(room)
     client.select("INBOX")
     client.logout()
@@ -124,7 +149,8 @@ def login(room):
 
 
 def read_back(room):
-    """INBOX as the file holds it now, read here with an index directory off the small disk."""
+    """INBOX as the files hold it now, read here with an index directory off the small disk
+    (a Maildir's files are handed back to the user: reading may number new mail)."""
     with tempfile.TemporaryDirectory() as index_dir:
         config = Config({"mail_location": room.settings["mail_location"],
                          "index_dir": index_dir})
@@ -135,6 +161,8 @@ def read_back(room):
             return read_entries(mailbox)
         finally:
             mailbox.close()
+            if room.driver.name == "maildir":
+                room.own_tree(room.inbox(USER))
 
 
 def assert_refused(status, data):
@@ -157,9 +185,9 @@ def fetch_flags(client, uids):
 
 
 @pytest.mark.parametrize("fault", sorted(FAULTS))
-def test_append_refused_by_the_fault_stores_nothing(mail_room, small_fs, fault):
+def test_append_refused_by_the_fault_stores_nothing(mail_room, small_fs, fault, driver):
     """APPEND on a full disk or a read-only spool gets NO, and the message is not stored."""
-    room = make_room(mail_room, small_fs)
+    room = make_room(mail_room, small_fs, driver)
     client = login(room)
     client.select("INBOX")
     before = read_back(room)
@@ -180,11 +208,11 @@ def test_append_refused_by_the_fault_stores_nothing(mail_room, small_fs, fault):
 
 
 def test_append_at_every_free_space_is_stored_exactly_when_acknowledged(mail_room, small_fs,
-                                                                       capsys):
+                                                                       capsys, driver):
     """With 0 to 4 pages free, each APPEND that gets OK is stored once and intact, and each
     that gets NO is not stored at all (a NO after the text was written would make the
     client's retry a duplicate)."""
-    room = make_room(mail_room, small_fs)
+    room = make_room(mail_room, small_fs, driver)
     client = login(room)
     client.select("INBOX")
     disk = DiskFull(room)
@@ -206,19 +234,19 @@ def test_append_at_every_free_space_is_stored_exactly_when_acknowledged(mail_roo
         client.server.wait()
     stored = by_message_id(read_back(room))
     with capsys.disabled():
-        print("\nAPPEND with 0..4 pages free (pages: reply/copies stored): %s" % ", ".join(
-            "%d: %s/%d" % (pages, status, len(stored.get(mid, [])))
-            for pages, mid, status in outcomes))
+        print("\n%s APPEND with 0..4 pages free (pages: reply/copies stored): %s" % (
+            driver.name, ", ".join("%d: %s/%d" % (pages, status, len(stored.get(mid, [])))
+                                   for pages, mid, status in outcomes)))
     assert [len(stored.get(mid, [])) for _, mid, status in outcomes] == \
         [1 if status == "OK" else 0 for _, _, status in outcomes]
     assert {status for _, _, status in outcomes} == {"OK", "NO"}
 
 
 @pytest.mark.parametrize("fault", sorted(FAULTS))
-def test_store_refused_by_the_fault_changes_no_flags(mail_room, small_fs, fault):
+def test_store_refused_by_the_fault_changes_no_flags(mail_room, small_fs, fault, driver):
     """STORE on a full disk or a read-only spool gets NO, and neither the file nor the
     session's own FETCH FLAGS shows the refused flags."""
-    room = make_room(mail_room, small_fs)
+    room = make_room(mail_room, small_fs, driver)
     client = login(room)
     client.select("INBOX")
     shown_before = fetch_flags(client, "1:5")
@@ -240,10 +268,11 @@ def test_store_refused_by_the_fault_changes_no_flags(mail_room, small_fs, fault)
 
 
 @pytest.mark.parametrize("fault", sorted(FAULTS))
-def test_expunge_refused_by_the_fault_removes_nothing(mail_room, small_fs, fault):
-    """EXPUNGE on a full disk or a read-only spool gets NO and removes nothing; once the
-    fault is gone the same EXPUNGE removes exactly the \\Deleted message."""
-    room = make_room(mail_room, small_fs)
+def test_expunge_under_the_fault_removes_all_or_nothing(mail_room, small_fs, fault, driver):
+    """EXPUNGE on a full disk or a read-only spool gets NO and removes nothing (or, where it
+    needs no space and no metadata, OK and removes exactly the \\Deleted message); once the
+    fault is gone the same EXPUNGE removes exactly that message."""
+    room = make_room(mail_room, small_fs, driver)
     client = login(room)
     client.select("INBOX")
     client.uid("STORE", "2", "+FLAGS", "(\\Deleted)")
@@ -251,13 +280,18 @@ def test_expunge_refused_by_the_fault_removes_nothing(mail_room, small_fs, fault
     trouble = FAULTS[fault](room)
     trouble.apply()
     try:
-        assert_refused(*client.expunge())
-        assert_unchanged(before, read_back(room))
+        status, data = client.expunge()
+        during = read_back(room)
     finally:
         trouble.clear()
     try:
-        status, data = client.expunge()
-        assert status == "OK" and data == [b"2"], data
+        if expected_ok(room, fault, "expunge"):
+            assert status == "OK" and data == [b"2"], (status, data)
+        else:
+            assert_refused(status, data)
+            assert_unchanged(before, during)
+            status, data = client.expunge()
+            assert status == "OK" and data == [b"2"], data
     finally:
         hang_up(client)
         client.server.wait()
@@ -265,10 +299,11 @@ def test_expunge_refused_by_the_fault_removes_nothing(mail_room, small_fs, fault
 
 
 @pytest.mark.parametrize("fault", sorted(FAULTS))
-def test_pop3_quit_refused_by_the_fault_deletes_nothing(mail_room, small_fs, fault):
-    """POP3 QUIT after DELE on a full disk or a read-only spool answers -ERR [SYS/TEMP],
-    deletes nothing, and a later session can delete the same messages."""
-    room = make_room(mail_room, small_fs)
+def test_pop3_quit_under_the_fault_deletes_all_or_nothing(mail_room, small_fs, fault, driver):
+    """POP3 QUIT after DELE on a full disk or a read-only spool answers -ERR [SYS/TEMP] and
+    deletes nothing, and a later session can delete the same messages (or, where it needs
+    no space and no metadata, +OK and exactly the DELEd messages are gone)."""
+    room = make_room(mail_room, small_fs, driver)
     before = read_back(room)
     pop = room.pop3_session()
     pop.user(USER)
@@ -279,14 +314,21 @@ def test_pop3_quit_refused_by_the_fault_deletes_nothing(mail_room, small_fs, fau
     trouble = FAULTS[fault](room)
     trouble.apply()
     try:
-        with pytest.raises(poplib.error_proto) as refusal:
-            pop.quit()
-        assert POP3_REFUSAL.match(refusal.value.args[0]), refusal.value
+        if expected_ok(room, fault, "pop3-quit"):
+            assert pop.quit().startswith(b"+OK")
+        else:
+            with pytest.raises(poplib.error_proto) as refusal:
+                pop.quit()
+            assert POP3_REFUSAL.match(refusal.value.args[0]), refusal.value
         pop.server.wait()
-        assert_unchanged(before, read_back(room))
+        during = read_back(room)
     finally:
         trouble.clear()
         hang_up(pop)
+    if expected_ok(room, fault, "pop3-quit"):
+        assert [e.uid for e in during] == [e.uid for e in before if e.uid not in (3, 4)]
+        return
+    assert_unchanged(before, during)
     pop = room.pop3_session()
     pop.user(USER)
     pop.pass_(room.users[USER])
@@ -298,10 +340,10 @@ def test_pop3_quit_refused_by_the_fault_deletes_nothing(mail_room, small_fs, fau
 
 @pytest.mark.parametrize("fault", sorted(FAULTS))
 def test_index_and_cache_writes_under_the_fault_are_harmless(mail_room, small_fs, fault):
-    """A session on a 220-message mailbox that cannot write its index and field cache
+    """A session on a 220-message mbox that cannot write its index and field cache
     still answers every FETCH and LOGOUT, and the next session sees the same messages,
     UIDs and ENVELOPEs."""
-    room = make_room(mail_room, small_fs, INDEXED_MESSAGES)
+    room = make_room(mail_room, small_fs, "mbox", INDEXED_MESSAGES)
     index_dir = room.home(USER) / ".pyimapd"
     for name in os.listdir(index_dir):
         if not name.startswith("journal-"):
@@ -327,6 +369,41 @@ def test_index_and_cache_writes_under_the_fault_are_harmless(mail_room, small_fs
     assert status == "OK" and after == during and len(after) == INDEXED_MESSAGES
 
 
+@pytest.mark.parametrize("fault", sorted(FAULTS))
+def test_new_mail_under_the_fault_keeps_the_mailbox_readable(mail_room, small_fs, fault,
+                                                              driver):
+    """Mail an MTA delivered just before the fault, which the next session would number
+    (mbox: UID headers and index; Maildir: dovecot-uidlist), does not make INBOX unreadable:
+    EXAMINE and FETCH answer OK with every message numbered so far, and once the fault is
+    gone the new mail gets UIDs above them, nothing lost or renumbered."""
+    room = make_room(mail_room, small_fs, driver)
+    before = read_back(room)
+    rng = random.Random(7)
+    for number in range(3):
+        room.deliver(USER, generated_message(100 + number, rng, b"late"))
+    trouble = FAULTS[fault](room)
+    trouble.apply()
+    try:
+        client = login(room)
+        status, data = client.select("INBOX", readonly=True)
+        assert status == "OK", data
+        status, fetched = client.uid("FETCH", "1:*", "(FLAGS BODY.PEEK[HEADER.FIELDS "
+                                                      "(MESSAGE-ID)])")
+        assert status == "OK", fetched
+        shown = [item[1].split(b":", 1)[1].strip() for item in fetched
+                 if isinstance(item, tuple)]
+        client.logout()
+        client.server.wait()
+    finally:
+        trouble.clear()
+    assert shown[:len(before)] == [e.mid for e in before]
+    after = read_back(room)
+    assert [(e.mid, e.uid) for e in after[:len(before)]] == [(e.mid, e.uid) for e in before]
+    assert sorted(e.mid for e in after[len(before):]) == \
+        [b"<late-%d@example.org>" % (100 + n) for n in range(3)]
+    assert min(e.uid for e in after[len(before):]) > before[-1].uid
+
+
 def pop3_update_refusal(room):
     """Log in, DELE 1 and QUIT; the -ERR line that refused the login or the update."""
     pop = room.pop3_session()
@@ -345,11 +422,11 @@ def pop3_update_refusal(room):
         pop.server.wait()
 
 
-def test_read_only_file_system_keeps_mail_readable(mail_room, small_fs):
+def test_read_only_file_system_keeps_mail_readable(mail_room, small_fs, driver):
     """With the whole file system remounted read-only, EXAMINE and FETCH still read every
     message, SELECT, APPEND and a POP3 update are refused with a clear reply, and after
     the remount read-write nothing is lost."""
-    room = make_room(mail_room, small_fs)
+    room = make_room(mail_room, small_fs, driver)
     before = read_back(room)
     subprocess.run(["mount", "-o", "remount,ro", small_fs], check=True)
     try:

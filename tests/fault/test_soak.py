@@ -13,16 +13,22 @@ Fifty client threads keep a connection each for the whole run:
 - five users (`pop0`..`pop4`) each have two POP3 clients competing for the
   maildrop (the loser gets `-ERR [IN-USE]`, as RFC 1939 allows).
 
-Meanwhile procmail and an in-process MTA (dotlock, fcntl, flock) deliver to
-every user.  Every Message-ID delivered, appended, marked \\Deleted or DELEd
+Some users (MAILDIR_USERS: one of the shared INBOXes, two mixed and two POP3
+users) have ~/Maildir instead of a spool file, served by a second pair of
+listeners with a Maildir configuration.
+
+Meanwhile procmail and an in-process MTA (dotlock, fcntl, flock for mbox;
+tmp/ then new/ for Maildir) deliver to every user.  Every Message-ID delivered, appended, marked \\Deleted or DELEd
 is recorded, and at the end each message that was not deleted must be in its
 INBOX exactly once with its body intact; nothing may be there twice.
 
 Every tagged IMAP reply must be OK and every POP3 reply +OK, except these
 expected refusals: a command that would move data in the file while a POP3
 session holds the maildrop (`NO [INUSE]`: an EXPUNGE, or giving new mail its
-UID headers at SELECT or STORE), and a second POP3 login on a maildrop
-(`-ERR [IN-USE]`).  No
+UID headers at SELECT or STORE), a FETCH of a message another session or a
+POP3 QUIT has just unlinked from a Maildir (`NO [EXPUNGEISSUED]`, RFC 2180
+section 4.1.2), and
+a second POP3 login on a maildrop (`-ERR [IN-USE]`).  No
 server process may be left when the clients are done, and each long-lived
 imapd's resident memory at the end must stay within MEMORY_GROWTH_LIMIT
 times what it was after its first commands.
@@ -44,13 +50,14 @@ import time
 from auth import Principal
 from faultlib import (GUARD_SECONDS, by_message_id, procmail_available, procmail_deliver,
                       read_entries, write_procmailrc)
-from faultroom import IMAPD, IPOP3D, deliver_locked, hang_up, rss_kib
+from faultroom import IMAPD, IPOP3D, hang_up, rss_kib
 from mailstore import open_store
 from server.config import Config
 
 IMAP_SHARED = {"imap0": 13, "imap1": 12}
 MIXED_USERS = ["mixed%d" % n for n in range(5)]
 POP3_USERS = ["pop%d" % n for n in range(5)]
+MAILDIR_USERS = ["imap1", "mixed3", "mixed4", "pop3", "pop4"]
 INITIAL_MESSAGES = 40
 MEMORY_GROWTH_LIMIT = 2.0
 # Pacing between a client's commands, so that 50 clients and their servers
@@ -60,6 +67,10 @@ DELIVERY_PAUSE = (0.0, 0.1)
 
 
 UID_ITEM = re.compile(rb"UID (\d+)")
+# Refusals a session may get: sharing its INBOX with POP3, a change that would move data
+# while POP3 holds the maildrop; on Maildir, a FETCH of a message another session or
+# POP3's QUIT has just unlinked (RFC 2180 section 4.1.2 allows NO there, as Dovecot says).
+INUSE, EXPUNGEISSUED = b"[INUSE]", b"[EXPUNGEISSUED]"
 
 
 def soak_seconds():
@@ -161,9 +172,10 @@ class ImapClient:
         self.ledger.count("imap commands")
         if status == want:
             return data
-        if status == "NO" and self.expected_no and data and b"[INUSE]" in data[-1]:
-            self.ledger.count("expected NO [INUSE]")
-            return None
+        for code in self.expected_no:
+            if status == "NO" and data and code in data[-1]:
+                self.ledger.count("expected NO %s" % code.decode())
+                return None
         raise AssertionError("%s answered %s %r" % (what, status, data))
 
     def noop(self, client):
@@ -310,8 +322,9 @@ def deliverer(room, ledger, users, stop, rcfiles, seed):
                 ledger.error("procmail exited %d for %s" % (status, user))
             ledger.count("procmail deliveries")
         else:
-            deliver_locked(room.spool(user), mbox_message(header, body))
-            ledger.count("locked deliveries")
+            room.deliver(user, mbox_message(header, body))
+            ledger.count("locked deliveries" if room.driver_of(user).name == "mbox"
+                         else "Maildir deliveries")
 
 
 # -- the test --------------------------------------------------------------------------
@@ -325,17 +338,19 @@ def initial_spools(room, ledger, users):
             header, body = soak_message(mid, rng)
             ledger.add(user, mid, body)
             parts.append(mbox_message(header, body))
-        room.write_spool(user, b"".join(parts))
+        room.write_inbox(user, parts)
 
 
 def read_inbox(room, user, index_dir):
-    config = Config({"mail_location": room.settings["mail_location"], "index_dir": index_dir})
+    """(entries, problems of the driver's own metadata) of a user's INBOX."""
+    config = Config({"mail_location": room.location_of(user), "index_dir": index_dir})
     store = open_store(Principal(user, os.getuid(), os.getgid(), str(room.home(user))), config)
     mailbox = store.open_inbox(readonly=True)
     try:
-        return read_entries(mailbox)
+        entries = read_entries(mailbox)
     finally:
         mailbox.close()
+    return entries, room.driver_of(user).consistency(str(room.inbox(user)), entries)
 
 
 def check_inboxes(room, ledger, users, index_dir):
@@ -343,7 +358,10 @@ def check_inboxes(room, ledger, users, index_dir):
     checked = lost = duplicated = damaged = 0
     details = []
     for user in users:
-        found = by_message_id(read_inbox(room, user, index_dir))
+        entries, problems = read_inbox(room, user, index_dir)
+        found = by_message_id(entries)
+        damaged += len(problems)
+        details += ["%s: %s" % (user, problem) for problem in problems]
         for mid, (owner, digest) in ledger.bodies.items():
             if owner != user:
                 continue
@@ -372,7 +390,7 @@ def check_inboxes(room, ledger, users, index_dir):
 def server_processes(room):
     """PIDs of imapd/ipop3d processes serving this room (their command line names its config)."""
     found = []
-    marker = str(room.config).encode()
+    markers = {str(room.config).encode(), str(room.maildir_config).encode()}
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
@@ -381,7 +399,7 @@ def server_processes(room):
                 words = handle.read().split(b"\0")
         except OSError:
             continue
-        if marker in words and not any(w.endswith(b"server.listener") for w in words) and \
+        if markers & set(words) and not any(w.endswith(b"server.listener") for w in words) and \
                 b"-m" not in words:
             found.append(int(entry))
     return found
@@ -393,20 +411,22 @@ class SoakRun:
     def __init__(self, room, ledger, users, seconds, tmp_path):
         self.room, self.ledger, self.users, self.seconds = room, ledger, users, seconds
         self.tmp_path = tmp_path
-        self.imap_specs = [(user, n, False) for user, count in IMAP_SHARED.items()
+        self.imap_specs = [(user, n) for user, count in IMAP_SHARED.items()
                            for n in range(count)]
-        self.imap_specs += [(user, n, True) for user in MIXED_USERS for n in range(2)]
+        self.imap_specs += [(user, n) for user in MIXED_USERS for n in range(2)]
         self.start_rss, self.end_rss, self.hung, self.left = {}, {}, [], []
 
     def run(self):
         """Start everything, sample the imapd RSS after warm-up and before LOGOUT, stop."""
-        imap_listener = self.room.start_listener(IMAPD)
-        pop3_listener = self.room.start_listener(IPOP3D)
+        listeners = {(server, config): self.room.start_listener(server, config)
+                     for server in (IMAPD, IPOP3D)
+                     for config in (self.room.config, self.room.maildir_config)}
         deadline = time.monotonic() + self.seconds
         ready = threading.Barrier(len(self.imap_specs) + 1)
-        finishing = threading.Barrier(len(self.imap_specs) + 1)
-        clients = self.clients(imap_listener.port, pop3_listener.port, deadline, ready,
-                               finishing)
+        # The end RSS is sampled by the barrier's action, while every client still waits
+        # to send LOGOUT (sampled after the barrier, a session might already be gone).
+        finishing = threading.Barrier(len(self.imap_specs) + 1, action=self.sample_end_rss)
+        clients = self.clients(listeners, deadline, ready, finishing)
         stop = threading.Event()
         deliverers = [threading.Thread(target=deliverer, daemon=True, args=(
             self.room, self.ledger, self.users, stop, self.procmail_rcfiles(), n))
@@ -415,9 +435,9 @@ class SoakRun:
             thread.start()
         try:
             ready.wait(GUARD_SECONDS)
-            self.start_rss = {pid: rss_kib(pid) for pid in imap_listener.sessions()}
+            self.start_rss = {pid: rss_kib(pid) for (server, _), listener in listeners.items()
+                              if server == IMAPD for pid in listener.sessions()}
             finishing.wait(GUARD_SECONDS + self.seconds)
-            self.end_rss = {pid: rss_kib(pid) for pid in self.start_rss}
         except threading.BrokenBarrierError:
             pass  # a client failed; its error is in the ledger
         for thread in clients:
@@ -426,25 +446,33 @@ class SoakRun:
         for thread in deliverers:
             thread.join(GUARD_SECONDS)
         self.hung = [thread.name for thread in clients + deliverers if thread.is_alive()]
-        imap_listener.stop()
-        pop3_listener.stop()
+        for listener in listeners.values():
+            listener.stop()
         self.left = wait_for_exit(self.room)
 
-    def clients(self, imap_port, pop3_port, deadline, ready, finishing):
-        def connect_imap():
-            return imaplib.IMAP4("127.0.0.1", imap_port, timeout=GUARD_SECONDS)
+    def sample_end_rss(self):
+        self.end_rss = {pid: rss_kib(pid) for pid in self.start_rss}
 
-        def connect_pop3():
-            return poplib.POP3("127.0.0.1", pop3_port, timeout=GUARD_SECONDS)
+    def clients(self, listeners, deadline, ready, finishing):
+        """The 50 client threads, each connecting to the listener serving its user's driver."""
+        def connector(client_class, server, user):
+            port = listeners[server, self.room.config_of(user)].port
+            return lambda: client_class("127.0.0.1", port, timeout=GUARD_SECONDS)
 
         threads = [threading.Thread(daemon=True, target=ImapClient(
-            connect_imap, self.room, user, n, self.ledger, deadline, ready, finishing,
-            expected_no).run) for user, n, expected_no in self.imap_specs]
+            connector(imaplib.IMAP4, IMAPD, user), self.room, user, n, self.ledger, deadline,
+            ready, finishing, self.expected_no(user)).run) for user, n in self.imap_specs]
         threads += [threading.Thread(daemon=True, target=Pop3Client(
-            connect_pop3, self.room, user, n, self.ledger, deadline).run)
+            connector(poplib.POP3, IPOP3D, user), self.room, user, n, self.ledger,
+            deadline).run)
             for user in MIXED_USERS + POP3_USERS for n in range(2 if user in POP3_USERS else 1)]
         assert len(threads) == 50
         return threads
+
+    def expected_no(self, user):
+        """The NO response codes a session of this user may get (see INUSE, EXPUNGEISSUED)."""
+        return ((INUSE,) if user in MIXED_USERS else ()) + (
+            (EXPUNGEISSUED,) if self.room.driver_of(user).name == "maildir" else ())
 
     def procmail_rcfiles(self):
         """Half the users get some of their mail through procmail (when installed)."""
@@ -452,7 +480,8 @@ class SoakRun:
         for user in self.users[::2] if procmail_available() else []:
             directory = self.tmp_path / ("procmail-%s" % user)
             directory.mkdir(exist_ok=True)
-            rcfiles[user] = write_procmailrc(directory, self.room.spool(user))
+            rcfiles[user] = write_procmailrc(directory, self.room.driver_of(user).procmail_target(
+                str(self.room.inbox(user))))
         return rcfiles
 
     def growth(self):
@@ -467,7 +496,7 @@ def test_soak_50_connections_with_deliveries(mail_room, tmp_path, capsys):
     and no long-lived server's memory growing past MEMORY_GROWTH_LIMIT times its start."""
     seconds = soak_seconds()
     users = sorted(IMAP_SHARED) + MIXED_USERS + POP3_USERS
-    room = mail_room(users, mbox_lock_timeout=60)
+    room = mail_room(users, maildir_users=MAILDIR_USERS, mbox_lock_timeout=60)
     ledger = Ledger()
     initial_spools(room, ledger, users)
     soak = SoakRun(room, ledger, users, seconds, tmp_path)
@@ -475,11 +504,12 @@ def test_soak_50_connections_with_deliveries(mail_room, tmp_path, capsys):
     totals, details = check_inboxes(room, ledger, users, str(tmp_path / "check-index"))
     growth = soak.growth()
     with capsys.disabled():
-        print("\nsoak %.0f s, 50 connections (%d IMAP, %d POP3), %d users: %s; "
+        print("\nsoak %.0f s, 50 connections (%d IMAP, %d POP3), %d users (%d on Maildir): %s; "
               "messages checked: %d, lost: %d, duplicated: %d, damaged: %d; protocol errors: %d;"
               " server processes left: %d; imapd RSS median %.1f -> %.1f MiB, max growth %.2fx "
               "over %d sessions" % (
                   seconds, len(soak.imap_specs), 50 - len(soak.imap_specs), len(users),
+                  len(MAILDIR_USERS),
                   ", ".join("%s %d" % item for item in sorted(ledger.counts.items())),
                   *totals, len(ledger.errors), len(soak.left),
                   median_mib(soak.start_rss.values()), median_mib(soak.end_rss.values()),
@@ -488,7 +518,10 @@ def test_soak_50_connections_with_deliveries(mail_room, tmp_path, capsys):
     assert ledger.errors == [], ledger.errors[:10]
     assert totals[1:] == (0, 0, 0), details[:10]
     assert soak.left == []
-    assert len(growth) == len(soak.imap_specs) and max(growth) < MEMORY_GROWTH_LIMIT
+    assert len(growth) == len(soak.imap_specs) and max(growth) < MEMORY_GROWTH_LIMIT, (
+        len(soak.start_rss), {pid: (rss, soak.end_rss.get(pid))
+                              for pid, rss in soak.start_rss.items()
+                              if not rss or not soak.end_rss.get(pid)})
     assert ledger.counts.get("appended") and ledger.counts.get("pop3 logins")
 
 
