@@ -80,9 +80,14 @@ def socket_inodes(pid):
 class WaitModeServer:
     """One server started in wait mode on a listening socket the test holds, as xinetd or systemd do."""
 
-    def __init__(self, protocol, config_path, collector, log_path, handover="xinetd", args=()):
+    def __init__(self, protocol, config_path, collector, log_path, handover="xinetd", args=(), port=0):
         self.listener = socket.socket()
-        self.listener.bind(("127.0.0.1", 0))
+        self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            self.listener.bind(("127.0.0.1", port))
+        except OSError:
+            self.listener.close()
+            raise
         self.listener.listen(16)
         self.port = self.listener.getsockname()[1]
         command = [sys.executable, str(SCRIPTS[protocol]), "--config", str(config_path), *args]
@@ -120,12 +125,12 @@ class WaitModeServer:
 
 @pytest.fixture
 def start_wait_mode(syslog_collector, tmp_path):  # noqa: F811  (the imported fixture)
-    """start(protocol, config_path, handover, *args) -> a running WaitModeServer; all closed at teardown."""
+    """start(protocol, config_path, handover, *args, port=0) -> a running WaitModeServer; all closed at teardown."""
     servers = []
 
-    def start(protocol, config_path, handover="xinetd", *args):
+    def start(protocol, config_path, handover="xinetd", *args, port=0):
         log_path = tmp_path / ("wait-%s-%d.log" % (protocol, len(servers)))
-        server = WaitModeServer(protocol, config_path, syslog_collector, log_path, handover, args)
+        server = WaitModeServer(protocol, config_path, syslog_collector, log_path, handover, args, port)
         servers.append(server)
         return server
 
@@ -397,6 +402,21 @@ def test_implicit_tls_reads_the_certificate_per_connection(start_wait_mode, mail
     log_in(protocol, client, mail_setup)
     assert read_message(protocol, client, 1) == mail_setup.messages[0]
     log_out(protocol, client)
+
+
+def test_implicit_tls_by_local_port(start_wait_mode, mail_setup, tls_certificate, client_tls_context):
+    """Listening on port 995 without --tls, each child still starts TLS at once, as UW decides by port."""
+    cert, key = tls_certificate
+    mail_setup.write_config(ssl_cert_file=cert, ssl_key_file=key)
+    try:
+        server = start_wait_mode("pop3", mail_setup.config_path, "xinetd", port=995)
+    except OSError:
+        pytest.skip("127.0.0.1:995 is in use on this host")
+    client = poplib.POP3_SSL("127.0.0.1", server.port, context=client_tls_context, timeout=GUARD_SECONDS)
+    assert client.sock.version() in ("TLSv1.2", "TLSv1.3")
+    log_in("pop3", client, mail_setup)
+    assert read_message("pop3", client, 1) == mail_setup.messages[0]
+    log_out("pop3", client)
 
 
 # -- the shipped wait-mode files in the real xinetd ----------------------------------
