@@ -183,7 +183,7 @@ def test_installed_units_accept_one_connection_per_server_process(installed):
 
 
 def test_installed_wait_units_hand_the_listening_socket_to_one_server(installed):
-    """Each -wait.socket listens with Accept=no, conflicts with its Accept=yes twin; the service runs the program and leaves sessions on stop."""
+    """Each -wait.socket listens with Accept=no beside its Accept=yes twin; its service keeps sessions on stop."""
     for name, (port, program, arguments) in SOCKET_UNITS.items():
         socket_unit = read_unit(installed / SYSTEMD_DIR / (name + "-wait.socket"))
         assert socket_unit["Socket"]["ListenStream"] == str(port)

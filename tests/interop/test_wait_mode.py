@@ -1,4 +1,4 @@
-"""Wait mode: imapd.py and ipop3d.py started with a listening socket, as xinetd `wait = yes` and systemd `Accept=no` do.
+"""Wait mode: the servers started with a listening socket, as xinetd `wait = yes` and systemd `Accept=no` do.
 
 The test owns the listening socket, as xinetd or systemd would, and starts the
 real server with it either on fd 0 and 1 (xinetd, inetd `wait`) or on fd 3
@@ -17,6 +17,7 @@ import socket
 import ssl
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -125,7 +126,10 @@ class WaitModeServer:
 
 @pytest.fixture
 def start_wait_mode(syslog_collector, tmp_path):  # noqa: F811  (the imported fixture)
-    """start(protocol, config_path, handover, *args, port=0) -> a running WaitModeServer; all closed at teardown."""
+    """start(protocol, config_path, handover, *args, port=0) -> a running WaitModeServer.
+
+    All are stopped and closed at teardown.
+    """
     servers = []
 
     def start(protocol, config_path, handover="xinetd", *args, port=0):
@@ -211,8 +215,6 @@ def inetd_session(protocol, setup, collector, tmp_path):
 
     def connect_client():
         client["session"] = CLIENTS[protocol](port)
-
-    import threading
 
     thread = threading.Thread(target=connect_client)
     thread.start()
