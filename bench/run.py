@@ -176,6 +176,36 @@ def run_startup(options, servers, identity, results, repeat):
             probes.append((where, results.recorder("startup", server.name), protocol,
                            lambda server=server, protocol=protocol, warn=warn:
                            scenarios.greeting_time(server, protocol, options, warn)))
+    waiting = start_wait_mode(options, servers, results, probes)
+    try:
+        sample_rounds(options, probes, results, repeat)
+    finally:
+        for process in waiting:
+            if not process.stop():
+                results.errors.append({"where": "start-up pyimapd wait mode", "repeat": repeat + 1,
+                                       "error": "the wait-mode server exited before the end"})
+
+
+def start_wait_mode(options, servers, results, probes):
+    """pyimapd once more in wait mode (xinetd `wait = yes`): started once per protocol, then
+    probed from connect() to greeting, since it forks a ready session per connection."""
+    processes = []
+    for server in servers:
+        if server.name != "pyimapd":
+            continue
+        for protocol in options.protocols:
+            stderr_path = options.workdir / ("pyimapd-wait-%s.stderr" % protocol)
+            process = server.start_wait_mode(protocol, stderr_path)
+            processes.append(process)
+            probes.append(("start-up pyimapd wait mode %s" % protocol,
+                           results.recorder("startup", "pyimapd-wait"), protocol,
+                           lambda address=process.address, protocol=protocol:
+                           scenarios.wait_mode_greeting_time(address, protocol, options.timeout)))
+    return processes
+
+
+def sample_rounds(options, probes, results, repeat):
+    """Run every probe once per round; the first round is not recorded."""
     failed = set()
     for round_number in range(options.greetings + 1):
         for where, record, metric, probe in probes:
@@ -223,7 +253,10 @@ def render(options, servers, results, info, versions, date):
         startup = results.medians("startup")
         medians = {name: dict(values) for name, values in startup.items()}
         medians.setdefault("baseline", {})
-        parts.append(report.startup_table(medians, columns))
+        startup_columns = list(columns)
+        if "pyimapd-wait" in medians:
+            startup_columns.insert(1, ("pyimapd-wait", "pyimapd, wait mode"))
+        parts.append(report.startup_table(medians, startup_columns))
     smallest = min(options.sizes) if options.sizes else None
     for size in options.sizes:
         medians = results.medians(size)

@@ -9,6 +9,7 @@ loopback round trip, which is the same for every server.
 
 import contextlib
 import re
+import socket
 import subprocess
 import time
 
@@ -97,6 +98,33 @@ def greeting_time(server, protocol, options, warn):
             raise ProtocolError("greeting: %r" % line)
         conn.send(b"Z LOGOUT\r\n" if protocol == "imap" else b"QUIT\r\n")
         conn.wait_closed()
+    return ms(elapsed)
+
+
+def wait_mode_greeting_time(address, protocol, timeout):
+    """Milliseconds from connect() to the complete greeting of a running wait-mode server."""
+    try:
+        return _wait_mode_greeting(address, protocol, timeout)
+    except OSError as error:
+        raise ProtocolError("wait mode: %s" % error) from None
+
+
+def _wait_mode_greeting(address, protocol, timeout):
+    started = time.perf_counter()
+    with socket.create_connection(address, timeout=timeout) as sock:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        data = b""
+        while b"\r\n" not in data:
+            chunk = sock.recv(4096)
+            if not chunk:
+                raise ProtocolError("wait mode: connection closed before the greeting: %r" % data)
+            data += chunk
+        elapsed = time.perf_counter() - started
+        if not (data.startswith(b"* OK") or data.startswith(b"+OK")):
+            raise ProtocolError("wait mode greeting: %r" % data)
+        sock.sendall(b"Z LOGOUT\r\n" if protocol == "imap" else b"QUIT\r\n")
+        while sock.recv(4096):
+            pass
     return ms(elapsed)
 
 

@@ -21,6 +21,7 @@ or `nobody` when the benchmark runs as root, else the invoking user.
 import os
 import pwd
 import shutil
+import socket
 import subprocess
 from pathlib import Path
 
@@ -155,6 +156,8 @@ class PyImapd(Server):
             "passwd_file = %s\n"
             "cram_md5_file = %s\n"
             "login_failure_delay = 0\n"
+            # Wait mode must not exit between the start-up samples.
+            "wait_mode_idle_exit = 3600\n"
             % (self.spool_dir, self.root / "passwd", self.root / "no-cram-md5.pwd"))
 
     def setup(self):
@@ -176,6 +179,10 @@ class PyImapd(Server):
                       self.identity.inetd_uid, self.identity.inetd_gid,
                       login=(self.identity.name, PASSWORD))
 
+    def start_wait_mode(self, protocol, stderr_path):
+        """The server started once on a loopback listening socket, as xinetd `wait = yes` starts it."""
+        return WaitModeProcess(self.launch(protocol), stderr_path)
+
     def version(self):
         commit = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"],
                                 capture_output=True, text=True).stdout.strip()
@@ -183,6 +190,28 @@ class PyImapd(Server):
                                 *PACKAGES],
                                capture_output=True, text=True).stdout.strip()
         return "pyimapd %s%s" % (commit or "?", " (+ uncommitted server changes)" if dirty else "")
+
+
+class WaitModeProcess:
+    """One pyimapd process holding a listening socket on fd 0/1; it forks a session per connection."""
+
+    def __init__(self, launch, stderr_path):
+        self.listener = socket.create_server(("127.0.0.1", 0), backlog=64)
+        self.address = self.listener.getsockname()
+        with open(stderr_path, "ab") as stderr:
+            self.process = subprocess.Popen(launch.argv, stdin=self.listener, stdout=self.listener,
+                                            stderr=stderr, env=launch.env, cwd=launch.cwd,
+                                            user=launch.user, group=launch.group, extra_groups=[],
+                                            close_fds=True)
+
+    def stop(self):
+        """SIGTERM (stop accepting), then wait for the process; True if it was still running."""
+        running = self.process.poll() is None
+        if running:
+            self.process.terminate()
+        self.process.wait(timeout=60)
+        self.listener.close()
+        return running
 
 
 class Dovecot(Server):

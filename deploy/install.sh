@@ -16,8 +16,9 @@
 #                                            an existing file is never touched
 #   /etc/pam.d/imap, /etc/pam.d/pop          only if absent (UW's PAM service names)
 #   /etc/xinetd.d/imap imaps ipop3 pop3s     "disable" kept as the administrator set it;
-#                                            new files arrive disabled (disable = yes)
+#     and their -wait variants (wait = yes)  new files arrive disabled (disable = yes)
 #   /usr/local/lib/systemd/system/           imap, imaps, pop3, pop3s .socket and @.service,
+#                                            and -wait.socket/-wait.service (Accept=no),
 #                                            not enabled
 #   /usr/local/share/man/man8/               imapd.8, ipop3d.8, pyimapd-mailutil.8
 # Safe to run again: an upgrade reinstalls the package and the files above, and keeps
@@ -30,8 +31,10 @@ ROOT=
 WHEEL_DIR=
 # Where deploy/uninstall.sh finds what install created and may remove (path, sha256).
 MANIFEST_NAME=share/pyimapd/created-files
-XINETD_SERVICES="imap imaps ipop3 pop3s"
-UNITS="imap.socket imap@.service imaps.socket imaps@.service pop3.socket pop3@.service pop3s.socket pop3s@.service"
+XINETD_SERVICES="imap imaps ipop3 pop3s imap-wait imaps-wait ipop3-wait pop3s-wait"
+UNITS="imap.socket imap@.service imaps.socket imaps@.service pop3.socket pop3@.service pop3s.socket pop3s@.service
+       imap-wait.socket imap-wait.service imaps-wait.socket imaps-wait.service
+       pop3-wait.socket pop3-wait.service pop3s-wait.socket pop3s-wait.service"
 MAN_PAGES="imapd.8 ipop3d.8 pyimapd-mailutil.8"
 SYSTEMD_DIR=/usr/local/lib/systemd/system
 MAN_DIR=/usr/local/share/man/man8
@@ -192,4 +195,5 @@ install_xinetd
 install_units_and_man
 check_services
 say "done. Enable a service: set disable = no in /etc/xinetd.d/<service> and reload xinetd,"
-say "or: systemctl enable --now imap.socket (imaps, pop3, pop3s likewise). See imapd(8)."
+say "or: systemctl enable --now imap.socket (imaps, pop3, pop3s likewise; imap-wait.socket"
+say "and so on for wait mode, on busy hosts). See imapd(8)."

@@ -34,6 +34,8 @@ DESCRIPTIONS = {
     "pop3_inactivity_timeout": "seconds of silence after a POP3 login before autologout; at least 600 (RFC 1939)",
     "imap_inactivity_timeout": "seconds of silence after an IMAP login before autologout; at least 1800 (RFC 3501)",
     "imap_idle_timeout": "seconds one IMAP IDLE may last before autologout; at least 1800 (RFC 2177)",
+    "max_connections": "wait mode only (xinetd wait = yes, systemd Accept=no): most sessions at once; more clients wait in the listen backlog",
+    "wait_mode_idle_exit": "wait mode only: seconds without a session after which the server exits (xinetd or systemd start it again)",
     "special_use": "IMAP folders LIST marks for clients (RFC 6154): Name=\\Attribute, ... with \\Sent \\Drafts \\Trash \\Junk \\Archive \\All \\Flagged; empty: none",
 }
 
@@ -45,7 +47,8 @@ HEADER = """\
 # value to override it. A missing file means all defaults. A file with an
 # error makes the servers log it to syslog and refuse connections, so check
 # with a test login after editing. Each connection reads this file afresh:
-# there is no daemon to reload.
+# there is no daemon to reload (in wait mode the running server reads it
+# again when it changes).
 """
 
 

@@ -14,9 +14,12 @@ set -euo pipefail
 PREFIX=/opt/pyimapd
 ROOT=
 MANIFEST_NAME=share/pyimapd/created-files
-XINETD_SERVICES="imap imaps ipop3 pop3s"
-SOCKETS="imap.socket imaps.socket pop3.socket pop3s.socket"
-UNITS="imap.socket imap@.service imaps.socket imaps@.service pop3.socket pop3@.service pop3s.socket pop3s@.service"
+XINETD_SERVICES="imap imaps ipop3 pop3s imap-wait imaps-wait ipop3-wait pop3s-wait"
+SOCKETS="imap.socket imaps.socket pop3.socket pop3s.socket
+         imap-wait.socket imaps-wait.socket pop3-wait.socket pop3s-wait.socket"
+UNITS="imap.socket imap@.service imaps.socket imaps@.service pop3.socket pop3@.service pop3s.socket pop3s@.service
+       imap-wait.socket imap-wait.service imaps-wait.socket imaps-wait.service
+       pop3-wait.socket pop3-wait.service pop3s-wait.socket pop3s-wait.service"
 MAN_PAGES="imapd.8 ipop3d.8 pyimapd-mailutil.8"
 SYSTEMD_DIR=/usr/local/lib/systemd/system
 MAN_DIR=/usr/local/share/man/man8
@@ -57,6 +60,12 @@ remove_units() {
             if [ -e "$SYSTEMD_DIR/$socket" ]; then
                 systemctl disable --now "$socket" || true
             fi
+        done
+        # A wait-mode server still accepting: stop it (its sessions finish, KillMode=process).
+        for unit in $UNITS; do
+            case "$unit" in
+                *-wait.service) [ -e "$SYSTEMD_DIR/$unit" ] && { systemctl stop "$unit" || true; } ;;
+            esac
         done
     else
         # No running systemd (or another root): drop the enablement links ourselves.

@@ -35,6 +35,13 @@ def _seconds(text):
     return value
 
 
+def _positive_integer(text):
+    value = int(text)
+    if value < 1:
+        raise ValueError("must be at least 1")
+    return value
+
+
 def _timeout(text):
     # A timeout of 0 would end every session at its first read.
     value = float(text)
@@ -104,6 +111,9 @@ SETTINGS = {
     "imap_inactivity_timeout": (_timeout, limits.IMAP_INACTIVITY_TIMEOUT),
     "imap_idle_timeout": (_timeout, limits.IMAP_IDLE_COMMAND_TIMEOUT),
     "special_use": (_special_use, DEFAULT_SPECIAL_USE),
+    # Wait mode only (server.acceptloop): sessions at once, and idle seconds before the exit.
+    "max_connections": (_positive_integer, limits.WAIT_MODE_MAX_CONNECTIONS),
+    "wait_mode_idle_exit": (_timeout, limits.WAIT_MODE_IDLE_EXIT),
 }
 
 # name: (the least value a client may rely on, where that promise is made).
@@ -165,10 +175,15 @@ def _raise_to_minimums(values, path):
     return warnings
 
 
+def resolve_path(path=None):
+    """The file load(path) reads: path, else $PYIMAPD_CONFIG, else the default."""
+    return path or os.environ.get("PYIMAPD_CONFIG") or DEFAULT_PATH
+
+
 def load(path=None):
     """Read the configuration; a missing default file means all defaults."""
     explicit = path is not None
-    path = path or os.environ.get("PYIMAPD_CONFIG") or DEFAULT_PATH
+    path = resolve_path(path)
     try:
         with open(path, encoding="utf-8") as handle:
             text = handle.read()
@@ -179,3 +194,11 @@ def load(path=None):
     except (OSError, UnicodeDecodeError) as error:
         raise ConfigError("%s: cannot read: %s" % (path, error)) from None
     return parse(text, path)
+
+
+def load_or_error(path=None):
+    """load(path), or the ConfigError it raised: each connection reports it to its client."""
+    try:
+        return load(path)
+    except ConfigError as error:
+        return error

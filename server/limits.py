@@ -57,3 +57,10 @@ IMAP_MAX_UPDATE_CONTEXTS = 8
 # NOTIFY (RFC 5465) holds each watched mailbox open read-only and stats it at
 # every poll; past this many the client gets NOTIFICATIONOVERFLOW (§5.8).
 IMAP_MAX_NOTIFY_MAILBOXES = 50
+
+# Wait mode (xinetd `wait = yes`, systemd `Accept=no`): sessions running at once,
+# as the shipped systemd sockets' MaxConnections; further clients wait in the
+# listen backlog. The process exits after this many seconds without a session,
+# and xinetd or systemd starts it again for the next connection.
+WAIT_MODE_MAX_CONNECTIONS = 256
+WAIT_MODE_IDLE_EXIT = 300

@@ -85,7 +85,7 @@ def reap_children(children):
         children.discard(pid)
 
 
-class _SignalPipe:
+class SignalPipe:
     """Turns SIGCHLD, SIGTERM and SIGINT into bytes on a pipe that select() can wait on."""
 
     def __init__(self):
@@ -178,7 +178,7 @@ def serve_forever(command, host, port, ready=None, max_connections=None):
         raise ValueError("the server command must start with an absolute path")
     listening = open_listening_socket(host, port)
     listening.setblocking(False)
-    signals = _SignalPipe()
+    signals = SignalPipe()
     try:
         if ready is not None:
             ready(listening)

@@ -27,11 +27,13 @@ UNINSTALL = REPO / "deploy" / "uninstall.sh"
 PREFIX = "opt/pyimapd"
 SYSTEMD_DIR = "usr/local/lib/systemd/system"
 MAN_DIR = "usr/local/share/man/man8"
-XINETD_SERVICES = ("imap", "imaps", "ipop3", "pop3s")
+NOWAIT_XINETD_SERVICES = ("imap", "imaps", "ipop3", "pop3s")
+XINETD_SERVICES = NOWAIT_XINETD_SERVICES + tuple(name + "-wait" for name in NOWAIT_XINETD_SERVICES)
 # unit name -> (port, program, arguments)
 SOCKET_UNITS = {"imap": (143, "imapd", []), "imaps": (993, "imapd", ["--tls"]),
                 "pop3": (110, "ipop3d", []), "pop3s": (995, "ipop3d", ["--tls"])}
-UNITS = [name + suffix for name in SOCKET_UNITS for suffix in (".socket", "@.service")]
+UNITS = ([name + suffix for name in SOCKET_UNITS for suffix in (".socket", "@.service")]
+         + [name + suffix for name in SOCKET_UNITS for suffix in ("-wait.socket", "-wait.service")])
 MAN_PAGES = ("imapd.8", "ipop3d.8")
 # The admin tool's page: no server sections (SYSLOG, --tls), checked with man -l only.
 TOOL_MAN_PAGES = ("pyimapd-mailutil.8",)
@@ -180,6 +182,21 @@ def test_installed_units_accept_one_connection_per_server_process(installed):
         assert service["StandardError"] == "journal"  # never the socket: nothing may leak to the client
 
 
+def test_installed_wait_units_hand_the_listening_socket_to_one_server(installed):
+    """Each -wait.socket listens with Accept=no beside its Accept=yes twin; its service keeps sessions on stop."""
+    for name, (port, program, arguments) in SOCKET_UNITS.items():
+        socket_unit = read_unit(installed / SYSTEMD_DIR / (name + "-wait.socket"))
+        assert socket_unit["Socket"]["ListenStream"] == str(port)
+        assert socket_unit["Socket"]["Accept"] == "no"
+        assert socket_unit["Unit"]["Conflicts"] == name + ".socket"
+        assert socket_unit["Install"]["WantedBy"] == "sockets.target"
+        service = read_unit(installed / SYSTEMD_DIR / (name + "-wait.service"))["Service"]
+        assert service["ExecStart"].split() == ["/" + PREFIX + "/bin/" + program] + arguments
+        assert "StandardInput" not in service and "StandardOutput" not in service  # the socket is fd 3
+        assert service["StandardError"] == "journal"
+        assert service["KillMode"] == "process"
+
+
 @pytest.mark.skipif(shutil.which("systemd-analyze") is None,
                     reason="systemd-analyze is not installed (apt-get install systemd)")
 def test_installed_units_pass_systemd_analyze_verify(installed, tmp_path):
@@ -264,7 +281,7 @@ def test_second_install_keeps_local_configuration(fresh_root, wheel_dir):
     assert "kept /etc/pyimapd.conf" in output
     assert (config_path.read_text(), pam_path.read_text()) == (edited_config, edited_pam)
     assert {name: disable_value(fresh_root / "etc/xinetd.d" / name) for name in XINETD_SERVICES} == {
-        "imap": "yes", "imaps": "no", "ipop3": "yes", "pop3s": "yes"}
+        **{name: "yes" for name in XINETD_SERVICES}, "imaps": "no"}
     assert os.access(fresh_root / PREFIX / "bin/imapd", os.X_OK)
 
 

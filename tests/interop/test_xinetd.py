@@ -128,15 +128,15 @@ class Xinetd:
         self.process = None
         self.ports = {}
 
-    def start(self, config_path, enabled=()):
-        """Install test copies of all four shipped files (only `enabled` switched on), start xinetd.
+    def start(self, config_path, enabled=(), services=SHIPPED_SERVICES):
+        """Install test copies of the shipped files `services` (only `enabled` switched on), start xinetd.
 
         Returns the number of services xinetd reports as available.
         """
         self.include_dir.mkdir()
         bin_dir = self.directory / "bin"
         bin_dir.mkdir()
-        for name in SHIPPED_SERVICES:
+        for name in services:
             self.ports[name] = free_port()
             text = (SHIPPED_DIR / name).read_text()
             (self.include_dir / name).write_text(
