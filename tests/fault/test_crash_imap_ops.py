@@ -338,7 +338,9 @@ class Calibration:
                 room = Room(directory / ("%s-%d" % (op, len(hooked))), driver)
                 templates.install(room)
                 deliver_pending(room, plan, "calibration")
-                _, out = run_child(room, room.plan(hooked=hooked, **plan))
+                code, out = run_child(room, room.plan(hooked=hooked, **plan))
+                # Nothing here kills it: a SIGKILL came from outside (an OOM kill).
+                assert code == 0, "calibration child of %s was killed (%s)" % (op, code)
                 _, seconds, calls = out.split(b"\n")[1].split()
                 if hooked is driver.hooked:
                     self.duration[op], self.calls[op] = float(seconds), int(calls)
