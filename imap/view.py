@@ -122,6 +122,7 @@ class SelectedMailbox:
         self.recent = set()
         self.reported = {}
         self.stamp = None
+        self.reads = None
         self.uidvalidity = 0
         self.keywords = []
         self.expunge_deferred = False
@@ -152,6 +153,7 @@ class SelectedMailbox:
     def remember_all(self):
         self.reported = {m.uid: reported_flags(m) for m in self.mailbox.messages}
         self.stamp = self.mailbox.stamp
+        self.reads = getattr(self.mailbox, "reads", None)
 
     # -- numbers --------------------------------------------------------
 
@@ -219,13 +221,23 @@ class SelectedMailbox:
         """EXPUNGE, EXISTS/RECENT and FETCH FLAGS for what changed (RFC 3501 §7.4.1, §5.2)."""
         try:
             self.mailbox.refresh()
-            if self.mailbox.stamp != self.stamp or (allow_expunge and self.expunge_deferred):
+            if self.only_own_flag_changes() and not (allow_expunge and self.expunge_deferred):
+                # STORE (or FETCH's \Seen) already told the client: no O(mailbox) walk.
+                self.stamp = self.mailbox.stamp
+            elif self.mailbox.stamp != self.stamp or (allow_expunge and self.expunge_deferred):
                 self.report_mailbox_changes(allow_expunge)
             # After EXISTS, so ADDTO numbers are valid (RFC 5267 §4.3.3).
             self.contexts.refresh()
         except StoreError as error:
             self.session.log("warning", "cannot check mailbox for changes user=%s: %s"
                              % (self.session.user_name, error))
+
+    def only_own_flag_changes(self):
+        """True when the file changed only by this session's header patches since the
+        last look: the store read nothing from it meanwhile (a store that cannot
+        tell has no `reads`, and every change is looked at in full)."""
+        reads = getattr(self.mailbox, "reads", None)
+        return reads is not None and reads == self.reads and self.mailbox.stamp != self.stamp
 
     def report_mailbox_changes(self, allow_expunge):
         if self.mailbox.uidvalidity != self.uidvalidity:
@@ -308,3 +320,4 @@ class SelectedMailbox:
                 self.contexts.touched((uid,))
             self.reported[uid] = now
         self.stamp = self.mailbox.stamp
+        self.reads = getattr(self.mailbox, "reads", None)

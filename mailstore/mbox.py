@@ -38,6 +38,10 @@ class MboxMailbox:
         # visits these, not all of a 100,000-message mailbox.
         self._touched = []
         self._pages = None
+        # Counts every time messages were (re)read from the file, as opposed to
+        # our own header patches: a session whose last look saw this count
+        # knows that only its own flag changes happened since (RFC 2180 views).
+        self.reads = 0
         self.store = store
         self.readonly = readonly
         self.fd = None
@@ -128,6 +132,7 @@ class MboxMailbox:
 
     def _map_and_parse(self):
         """(Re)read the whole file under the caller's lock."""
+        self.reads += 1
         self._unmap()
         self.size = os.fstat(self.fd).st_size
         if self.size == 0:
@@ -537,6 +542,7 @@ class MboxMailbox:
         differs from when it was read; it is re-read alone, and must still end
         its header where it did. The result is what a full read would give.
         """
+        self.reads += 1
         known = ([self.pseudo] if self.pseudo else []) + self.messages
         # UIDs given in memory only (mail not yet numbered in the file) could
         # come out otherwise in a full read: then take that.
@@ -711,6 +717,7 @@ class MboxMailbox:
             return False
         self.messages.extend(fresh)
         self.layout = self._layout_digest()
+        self.reads += 1
         self._parsed()
         return True
 
@@ -760,6 +767,7 @@ class MboxMailbox:
         The messages before tail_from kept their place (some got same-size
         patches); those after it were written by us with their UIDs.
         """
+        self.reads += 1
         keep = [m for m in self.messages if m.start < tail_from]
         if not keep or tail_from <= keep[0].start:
             self._map_and_parse()

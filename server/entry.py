@@ -106,23 +106,26 @@ def inherited_listener():
     saying so in LISTEN_FDS and LISTEN_PID (sd_listen_fds(3)), or as fd 0 with
     StandardInput=socket. The caller owns the returned socket (a new descriptor).
     """
-    import socket
+    # The C module probes: `socket` itself costs milliseconds of every inetd start.
+    import _socket
 
     fd = 0
     if os.environ.get("LISTEN_PID") == str(os.getpid()) and os.environ.get("LISTEN_FDS", "0") != "0":
         fd = SD_LISTEN_FDS_START
     try:
-        sock = socket.socket(fileno=os.dup(fd))
+        sock = _socket.socket(fileno=os.dup(fd))
     except OSError:
         return None  # a pipe, a terminal, /dev/null: not a socket at all
     try:
-        listening = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN)
+        listening = sock.getsockopt(_socket.SOL_SOCKET, _socket.SO_ACCEPTCONN)
     except OSError:
         listening = 0
     if not listening:
         sock.close()
         return None
-    return sock
+    import socket
+
+    return socket.socket(fileno=sock.detach())
 
 
 def start_implicit_tls(transport, session, log):

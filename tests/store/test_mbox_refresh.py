@@ -108,3 +108,27 @@ def test_a_flag_patch_and_new_mail_are_read_without_reading_the_rest(tmp_path, m
     finally:
         reader.close()
         writer.close()
+
+
+def test_reads_counts_what_was_read_from_the_file_not_our_own_patches(tmp_path):
+    """A session may skip its walk over the mailbox after its own STORE only because
+    `reads` stays put for its own header patches and moves for anything read back."""
+    spool = Spool(tmp_path)
+    spool.write(b"".join(delivery(n) for n in range(1, 11)))
+    reader, writer = spool.open(), spool.open()
+    try:
+        reader.claim_recent()
+        writer.refresh()
+        before = reader.reads
+        reader.store_flags([3], "+", fmt.FLAGGED, ())
+        assert reader.reads == before
+        writer.store_flags([4], "+", fmt.SEEN, ())
+        reader.refresh()
+        after_flags = reader.reads
+        assert after_flags > before
+        mta_append(spool.path, delivery(11))
+        reader.refresh()
+        assert reader.reads > after_flags
+    finally:
+        reader.close()
+        writer.close()
