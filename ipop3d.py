@@ -12,14 +12,12 @@ import time
 
 from server import limits
 from server.login import FailedLogins, login_read_timeout, nologin_file
+from server.replies import QueuedReplies
 from server.transport import Disconnected, LineTooLong, Timeout
 
 VERSION = "pyimapd 0.1"
 AUTHORIZATION, TRANSACTION = "AUTHORIZATION", "TRANSACTION"
 POP3S_PORT = 995
-# Replies wait in the session until this much is queued or the client's next
-# command is not already here (RFC 2449 PIPELINING): one write per batch.
-OUTPUT_FLUSH_SIZE = 1 << 16
 
 # StoreError kind -> POP3 reply (RFC 2449 and RFC 3206 response codes).
 STORE_REPLIES = {
@@ -105,7 +103,7 @@ class WireWriter:
         self.write(b".\r\n" if self.at_line_start else b"\r\n.\r\n")
 
 
-class Pop3Session:
+class Pop3Session(QueuedReplies):
     """One POP3 conversation: the protocol state and nothing else."""
 
     def __init__(self, transport, config, log, hostname):
@@ -122,8 +120,7 @@ class Pop3Session:
         self.bad_commands = 0
         self.apop_stamp = None
         self.tls_context = None
-        self.output = []
-        self.output_size = 0
+        self.reset_output()
 
     # -- the loop ---------------------------------------------------------
 
@@ -196,29 +193,6 @@ class Pop3Session:
         self.send(text.encode("utf-8", "replace") + b"\r\n")
 
     # -- output: batched, so pipelined replies leave in one write --------
-
-    def send(self, data):
-        self.output.append(data)
-        self.output_size += len(data)
-        if self.output_size >= OUTPUT_FLUSH_SIZE:
-            self.flush()
-
-    def flush(self):
-        """Write what is queued. Separate small writes would each wait for the
-        client's delayed ACK under Nagle (about 40 ms per pipelined reply)."""
-        if self.output:
-            data, self.output, self.output_size = b"".join(self.output), [], 0
-            self.transport.write(data)
-
-    def flush_quietly(self):
-        try:
-            self.flush()
-        except Disconnected:
-            pass
-
-    @property
-    def host(self):
-        return self.transport.peer_text()
 
     # -- greeting and capabilities ---------------------------------------
 

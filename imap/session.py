@@ -13,6 +13,7 @@ from imap.command import ParseError
 from imap.framing import CommandReady, Framer, LineTooLong, LiteralAnnounced, Rejected
 from server import limits
 from server.login import FailedLogins, login_read_timeout, nologin_file
+from server.replies import QueuedReplies
 from server.transport import Disconnected, Timeout
 
 VERSION = "pyimapd 0.1"
@@ -60,7 +61,7 @@ class CloseSession(Exception):
     """Leave the command loop after the replies already sent."""
 
 
-class ImapSession:
+class ImapSession(QueuedReplies):
     """The state of one connection: login, selected mailbox, output buffer."""
 
     def __init__(self, transport, config, log, hostname):
@@ -71,8 +72,7 @@ class ImapSession:
         self.state = NOT_AUTHENTICATED
         self.started = time.monotonic()
         self.framer = Framer(limits.IMAP_MAX_LINE, limits.IMAP_MAX_LITERAL)
-        self.output = []
-        self.output_size = 0
+        self.reset_output()
         self.principal = None
         self.store = None
         self.selected = None
@@ -231,32 +231,11 @@ class ImapSession:
 
     # -- output -----------------------------------------------------------
 
-    def send(self, data):
-        self.output.append(data)
-        self.output_size += len(data)
-        if self.output_size >= 1 << 16:
-            self.flush()
-
     def send_line(self, data):
         self.send(data + b"\r\n")
 
     def send_untagged(self, data):
         self.send(b"* " + data + b"\r\n")
-
-    def flush(self):
-        if self.output:
-            data, self.output, self.output_size = b"".join(self.output), [], 0
-            self.transport.write(data)
-
-    def flush_quietly(self):
-        try:
-            self.flush()
-        except Disconnected:
-            pass
-
-    @property
-    def host(self):
-        return self.transport.peer_text()
 
     @property
     def user_name(self):
