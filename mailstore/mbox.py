@@ -251,6 +251,8 @@ class MboxMailbox:
     def _apply_metadata(self, messages):
         """UW's rules for UIDs, UIDVALIDITY and flags (mbox-compat.md §7)."""
         self._touched = []
+        before = (self.uidvalidity, self.last_uid,
+                  self.messages[0].check if self.messages and not self.pseudo else None)
         self.pseudo, base = self._take_base(messages)
         self.uidvalidity, self.last_uid, self.keywords = base or (0, 0, [])
         if not self._assign_uids(messages, trusted=base is not None):
@@ -261,9 +263,19 @@ class MboxMailbox:
                 message.uid = 0
             self._assign_uids(messages, trusted=False)
         if base is None:
-            self.uidvalidity = self.uidvalidity or int(time.time())
+            self.uidvalidity = self.uidvalidity or self._unwritten_uidvalidity(messages, *before)
             self.dirty = True
         self.messages = messages
+
+    @staticmethod
+    def _unwritten_uidvalidity(messages, previous, previous_last_uid, previous_first):
+        """UIDVALIDITY for mail whose UID base nobody has written yet (a new spool, or
+        one a POP3 session held when we wanted to write it): the one this session
+        already showed while the file only grew (same message 1), else a new one."""
+        if previous and (previous_last_uid == 0
+                         or (messages and messages[0].check == previous_first)):
+            return previous
+        return int(time.time())
 
     def _take_base(self, messages):
         """Pop the pseudo-message if present; return it and the UID base of message 1."""
@@ -583,13 +595,19 @@ class MboxMailbox:
                                      if k.decode("ascii", "replace") in known)
             message.size = fmt.compute_size(self.map, message)
 
+    def _file_base(self):
+        """(uidvalidity, last UID, keywords) as the file holds them now, or None."""
+        first = self.pseudo or (self.messages[0] if self.messages else None)
+        if first is None:
+            return None
+        meta = fmt.read_meta(self.map, first)
+        line = meta.imap if self.pseudo else meta.imapbase
+        return fmt.parse_base(line) if line is not None else None
+
     def _take_file_base(self):
         """The UID base as a full read takes it (pseudo-message or message 1); False if
         there is none (a full read numbers the mail anew) or its UIDVALIDITY changed."""
-        first = self.pseudo or self.messages[0]
-        meta = fmt.read_meta(self.map, first)
-        line = meta.imap if self.pseudo else meta.imapbase
-        base = fmt.parse_base(line) if line is not None else None
+        base = self._file_base()
         if base is None or base[0] != self.uidvalidity:
             return False
         self.last_uid = max(base[1], self.messages[-1].uid)
@@ -687,7 +705,18 @@ class MboxMailbox:
         if old_size == 0:
             self._map_and_parse()
             return
-        self._take_new_messages(start, trusted=False)
+        # Another session may have numbered the new mail already (its X-UIDs and a
+        # raised base): trust them as a full read would, or this commit would
+        # number them again with our older last UID and give two UIDs one message.
+        base = self._file_base()
+        if base is not None and base[0] != self.uidvalidity:
+            raise StoreError(StoreError.TEMPORARY, "mailbox was renumbered by another program")
+        if base is not None:
+            self.last_uid = max(self.last_uid, base[1])
+            self.keywords = list(base[2]) + [k for k in self.keywords if k not in base[2]]
+        previous = self.messages[-1].uid if self.messages else 0
+        if not self._take_new_messages(start, base is not None, previous):
+            raise StoreError(StoreError.TEMPORARY, "unexpected UIDs in new mail")
 
     def _parse_appended(self, old_size):
         """After our own journalled append: parse the new messages, whose UIDs we wrote."""

@@ -9,6 +9,7 @@ what these tests compare, after random mixes of every kind of change.
 
 import os
 import random
+import time
 
 import pytest
 
@@ -132,3 +133,26 @@ def test_reads_counts_what_was_read_from_the_file_not_our_own_patches(tmp_path):
     finally:
         reader.close()
         writer.close()
+
+
+def test_uidvalidity_of_an_unwritten_base_stays_while_a_pop3_session_holds_the_file(tmp_path):
+    """A new spool (no UW base yet) that a POP3 session holds cannot get its base
+    written; an IMAP session must keep showing one UIDVALIDITY as mail arrives,
+    across seconds, or its client is told the mailbox was renumbered."""
+    spool = Spool(tmp_path)
+    spool.write(b"".join(delivery(n) for n in range(1, 4)))
+    pop3 = spool.open(exclusive_session=True)
+    imap = spool.open()
+    try:
+        imap.claim_recent()  # refused underneath (a POP3 session holds the file)
+        shown = imap.uidvalidity
+        for number in range(4, 7):
+            time.sleep(1.05)
+            mta_append(spool.path, delivery(number))
+            imap.refresh()
+            imap.claim_recent()
+            assert imap.uidvalidity == shown
+            assert [m.uid for m in imap.messages] == list(range(1, number + 1))
+    finally:
+        imap.close()
+        pop3.close()
