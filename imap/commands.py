@@ -138,8 +138,9 @@ def id_command(session, command):
 
 
 def enable(session, command):
-    """RFC 5161: IMAP4rev2 (RFC 9051) and UTF8=ACCEPT (RFC 6855); ENABLED names
-    what this command turned on, and nothing else is enabled."""
+    """RFC 5161: IMAP4rev2 (RFC 9051), UTF8=ACCEPT (RFC 6855), CONDSTORE and
+    QRESYNC (RFC 7162, QRESYNC implies CONDSTORE); ENABLED names what this
+    command turned on, and nothing else is enabled."""
     from imap.session import ENABLEABLE
 
     (names,) = command.args

@@ -76,6 +76,11 @@ class MessageView:
         return self.stored.size
 
     @property
+    def modseq(self):
+        """MODSEQ (RFC 7162 §3.1.4.2), from the mailbox's shared modseq file."""
+        return self.mailbox.modseqs.of(self.uid)
+
+    @property
     def internal_date(self):
         seconds, offset = self.mailbox.internal_date(self.stored)
         zone = datetime.timezone(datetime.timedelta(minutes=offset))
@@ -143,9 +148,13 @@ class SelectedMailbox:
         self.recent, self.track_recent = set(), False
 
     def remember_all(self):
-        self.reported = {m.uid: (m.flags & ~fmt.OLD, m.keywords) for m in self.mailbox.messages}
+        self.reported = {m.uid: self.reportable(m) for m in self.mailbox.messages}
         self.stamp = self.mailbox.stamp
         self._numbers = None
+
+    def reportable(self, stored):
+        """What the client is told of a message between commands: flags, keywords, MODSEQ."""
+        return stored.flags & ~fmt.OLD, stored.keywords, self.mailbox.modseqs.of(stored.uid)
 
     # -- numbers --------------------------------------------------------
 
@@ -238,15 +247,22 @@ class SelectedMailbox:
         raise CloseSession()
 
     def report_expunged(self, uids):
-        """`* n EXPUNGE` for each, highest number first so every number is current."""
+        """`* n EXPUNGE` for each, highest number first so every number is current;
+        once QRESYNC is enabled one `* VANISHED uid-set` instead (RFC 7162 §3.2.10)."""
+        from imap.sequence import format_uid_set
+
         gone = set(uids)
         if not gone:
             return
         # REMOVEFROM goes first, while its message numbers are valid (RFC 5267 §4.3.4).
         self.contexts.expunging(gone)
-        for number in range(len(self.uids), 0, -1):
-            if self.uids[number - 1] in gone:
-                self.session.send(b"* %d EXPUNGE\r\n" % number)
+        if self.session.qresync:
+            self.session.send(b"* VANISHED " + format_uid_set(
+                sorted(u for u in self.uids if u in gone)) + b"\r\n")
+        else:
+            for number in range(len(self.uids), 0, -1):
+                if self.uids[number - 1] in gone:
+                    self.session.send(b"* %d EXPUNGE\r\n" % number)
         self.uids = [u for u in self.uids if u not in gone]
         self.recent -= gone
         self._numbers = None
@@ -279,16 +295,22 @@ class SelectedMailbox:
                                       + b"\r\n")
 
     def report_flag_changes(self):
+        """FETCH FLAGS for changed flags; with CONDSTORE also for a new MODSEQ alone
+        (a change undone by another session is still a change, RFC 7162 §3.1)."""
+        condstore = self.session.condstore
         for number, uid in enumerate(self.uids, 1):
             stored = self.mailbox.by_uid(uid)
             if stored is None:
                 continue
-            now = (stored.flags & ~fmt.OLD, stored.keywords)
-            if self.reported.get(uid, now) != now:
-                # RFC 9051 §7.5.2: an unsolicited FETCH carries the UID.
-                uid_item = b"UID %d " % uid if self.session.rev2 else b""
-                self.session.send(b"* %d FETCH (%s%s)\r\n" % (
-                    number, uid_item, flags_item(now[0], now[1], uid in self.recent)))
+            now = self.reportable(stored)
+            before = self.reported.get(uid, now)
+            if before[:2] != now[:2] or (condstore and before[2] != now[2]):
+                # RFC 9051 §7.5.2 and RFC 7162 §3.1: an unsolicited FETCH carries the UID.
+                uid_item = b"UID %d " % uid if self.session.rev2 or condstore else b""
+                modseq_item = b" MODSEQ (%d)" % now[2] if condstore else b""
+                self.session.send(b"* %d FETCH (%s%s%s)\r\n" % (
+                    number, uid_item, flags_item(now[0], now[1], uid in self.recent),
+                    modseq_item))
                 self.contexts.touched((uid,))
             self.reported[uid] = now
         self.stamp = self.mailbox.stamp

@@ -15,7 +15,7 @@ import socket
 import stat
 import time
 
-from mailstore import StoreError, journal, mboxindex
+from mailstore import StoreError, journal, mboxindex, modseq
 from mailstore import mboxformat as fmt
 from mailstore.fromline import format_from_line, parse_from_line
 from mailstore.locking import lock_mbox
@@ -52,6 +52,8 @@ class MboxMailbox:
         self.dirty = False
         self.session_lock = None
         self.layout = None
+        # RFC 7162 modseqs, shared on disk (mailstore.modseq); none while the file is missing.
+        self.modseqs = modseq.ModseqLog(None)
 
     # -- opening and parsing ---------------------------------------------
 
@@ -65,6 +67,7 @@ class MboxMailbox:
             return
         self.fd = fd
         self.identity = self._identity()
+        self.modseqs = self.store.modseq_log(self.path, self.identity)
         if exclusive_session:
             try:
                 self.session_lock = SessionLock(fd).acquire()
@@ -210,11 +213,16 @@ class MboxMailbox:
         st = os.fstat(self.fd)
         return (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
 
-    def _parsed(self, same_messages=False):
-        """Remember what the file looked like, to notice anyone's later change."""
+    def _parsed(self, same_messages=False, patched=None):
+        """Remember what the file looked like, to notice anyone's later change.
+
+        Always under a lock with every known message parsed: the moment to give
+        changes (ours, or another program's) their modseqs.
+        """
         self.stamp = self._file_stamp()
         if not same_messages:
             self._uid_index = None
+        self.modseqs.sync(self.uidvalidity, self.messages, patched)
 
     def _layout_digest(self):
         """Where each known message starts, its From_ line, and the end of the last one.
@@ -407,20 +415,24 @@ class MboxMailbox:
     def _unclaimed(self):
         return {m.uid for m in self.messages if not m.flags & fmt.OLD}
 
-    def store_flags(self, uids, mode, bits, keywords):
+    def store_flags(self, uids, mode, bits, keywords, unchanged_since=None):
         """Add (+), remove (-) or set ("") flags and keywords on messages by UID.
 
         Applied to the file's current state under the write lock, so a change
         another session made meanwhile to other flags is kept. UIDs expunged
-        meanwhile are skipped.
+        meanwhile are skipped. Returns the UIDs left alone because their
+        modseq is above unchanged_since (RFC 7162 §3.1.3).
         """
         wanted = set(uids)
         with self._write_lock(), self._undone_on_failure():
+            refused = modseq.refused(self.modseqs, self.uidvalidity, self.messages, wanted,
+                                     unchanged_since)
             if mode != "-":
                 self._add_keywords(keywords)
-            for message in self._messages_by_uid(wanted):
+            for message in self._messages_by_uid(wanted - refused):
                 self._apply_flags(message, mode, bits, keywords)
             self._write_changes()
+        return refused
 
     def expunge(self, uids=None):
         """Remove \\Deleted messages (only those in uids if given); return their UIDs."""
@@ -715,7 +727,7 @@ class MboxMailbox:
             message.hidden = fmt.scan_message(self.map, message.start)[0].hidden
             message.dirty = False
         self._touched = []
-        self._parsed(same_messages=True)
+        self._parsed(same_messages=True, patched=patched)
 
     def _plan(self, doomed):
         """The journal writes (same-size header patches, then one tail from the first
@@ -857,6 +869,7 @@ class MboxMailbox:
             self.session_lock.release()
             self.session_lock = None
         self._unmap()
+        self.modseqs.close()
         if self.fd is not None:
             os.close(self.fd)
             self.fd = None
