@@ -313,8 +313,8 @@ ERRORS = [
     # Mailbox commands.
     (b"a SELECT", "a", "Missing mailbox name"),
     (b"a SELECT ", "a", "Missing mailbox name"),
-    (b"a SELECT inbox (CONDSTORE)", "a", "SELECT parameters are not supported"),
-    (b"a EXAMINE inbox ()", "a", "SELECT parameters are not supported"),
+    (b"a SELECT inbox (NOSUCH)", "a", "Unknown SELECT parameter"),
+    (b"a EXAMINE inbox ()", "a", "Unknown SELECT parameter"),
     (b"a SELECT inbox x", "a", "Unexpected extra arguments"),
     (b"a SELECT a%b", "a", "Unexpected extra arguments"),
     (b"a CREATE", "a", "Missing mailbox name"),
