@@ -650,7 +650,7 @@ def fetch_arguments(cursor):
     numbers = sequence_set_argument(cursor)
     cursor.space("Missing fetch items")
     arguments = numbers, fetch_items(cursor)
-    if cursor.at_end():
+    if cursor.data[cursor.pos:cursor.pos + 2] != b" (":
         return arguments
     from imap import parser_condstore
 

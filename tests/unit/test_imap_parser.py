@@ -428,7 +428,7 @@ ERRORS = [
     (b"a STORE 1 FLAGS \\Seen  \\Draft", "a", "Invalid flag"),
     (b"a STORE 1 FLAGS (\\Seen", "a", "Invalid flag list"),
     (b"a STORE 1 FLAGS (\\Seen) x", "a", "Unexpected extra arguments"),
-    (b"a STORE 1 (UNCHANGEDSINCE 5) FLAGS (\\Seen)", "a", "Invalid store item"),
+    (b"a STORE 1 (UNCHANGEDSINCE 5) FLAGS.LOUD (\\Seen)", "a", "Invalid store item"),
     (b"a COPY 1", "a", "Missing mailbox name"),
     (b"a COPY", "a", "Missing sequence set"),
     (b"a MOVE 1:* ", "a", "Missing mailbox name"),

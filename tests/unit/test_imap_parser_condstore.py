@@ -64,6 +64,7 @@ INVALID = [
     (b"a FETCH 1 FLAGS (CHANGEDSINCE 0)", "Invalid CHANGEDSINCE"),
     (b"a FETCH 1 FLAGS (CHANGEDSINCE 1 CHANGEDSINCE 2)", "Repeated FETCH modifier"),
     (b"a FETCH 1 FLAGS (FOO 1)", "Unknown FETCH modifier"),
+    (b"a FETCH 1 FLAGS(CHANGEDSINCE 1)", "Unexpected extra arguments"),
     (b"a STORE 1 (UNCHANGEDSINCE) +FLAGS x", "Invalid UNCHANGEDSINCE"),
     (b"a STORE 1 (UNCHANGEDSINCE 1 UNCHANGEDSINCE 2) +FLAGS x", "Unknown STORE modifier"),
     (b"a STORE 1 (UNCHANGEDSINCE 1)+FLAGS x", "Missing store item"),
