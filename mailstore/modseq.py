@@ -206,6 +206,9 @@ class ModseqLog:
                 self._compact()
         except OSError as error:
             self.log("warning", "cannot update modseq file %s: %s" % (self.path, error.strerror))
+            # What this process holds may now differ from the file: read it all next time
+            # (a rebuild, if it comes to that, still starts above the clock).
+            self.uidvalidity = None
 
     def close(self):
         if self.fd is not None:

@@ -159,6 +159,27 @@ def test_old_expunges_are_forgotten_beyond_the_limit(tmp_path, monkeypatch):
     assert log.expunged_since(start)[1] is False
 
 
+def test_a_failed_write_is_logged_and_recorded_by_the_next_sync(tmp_path, monkeypatch):
+    """A full disk while appending records loses no change: the next sync records it, higher."""
+    messages = view(2)
+    notes = []
+    log = modseq.ModseqLog(str(tmp_path / "m"), lambda priority, text: notes.append(priority))
+    log.sync(UIDVALIDITY, messages)
+    first = log.highest
+    real_pwrite = os.pwrite
+
+    def disk_full(fd, data, offset):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "pwrite", disk_full)
+    messages[0].flags |= SEEN
+    log.sync(UIDVALIDITY, messages)
+    assert notes == ["warning"]
+    monkeypatch.setattr(os, "pwrite", real_pwrite)
+    later = synced(tmp_path / "m", messages)
+    assert later.of(1) > first and later.of(2) == first
+
+
 def test_unwritable_place_means_no_modseqs(tmp_path):
     """A file that cannot be created leaves the log unavailable (NOMODSEQ), without raising."""
     log = modseq.ModseqLog(str(tmp_path / "missing-dir" / "m"))
