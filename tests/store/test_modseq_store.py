@@ -89,3 +89,23 @@ def test_modseqs_persist_and_a_lost_file_is_rebuilt_higher(account, tmp_path):
         assert min(modseqs(mailbox).values()) > max(kept.values())
     finally:
         mailbox.close()
+
+
+def test_maildir_flags_renamed_by_another_program_get_a_modseq(tmp_path):
+    """A file renamed to new flags by another IMAP server is a change with its own modseq."""
+    account = Account("maildir", tmp_path)
+    for number in range(2):
+        account.deliver(number)
+    mailbox = opened(account)
+    try:
+        mailbox.claim_recent()
+        before = mailbox.modseqs.highest
+        cur = account.home / "Maildir" / "cur"
+        name = sorted(path.name for path in cur.iterdir())[0]
+        (cur / name).rename(cur / (name.partition(":")[0] + ":2,FS"))
+        mailbox.refresh()
+        changed = [m.uid for m in mailbox.messages if mailbox.modseqs.of(m.uid) > before]
+        assert len(changed) == 1
+        assert mailbox.by_uid(changed[0]).flags & fmt.FLAGGED
+    finally:
+        mailbox.close()
