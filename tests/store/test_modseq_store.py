@@ -109,3 +109,48 @@ def test_maildir_flags_renamed_by_another_program_get_a_modseq(tmp_path):
         assert mailbox.by_uid(changed[0]).flags & fmt.FLAGGED
     finally:
         mailbox.close()
+
+
+def _toggle_flags(account, uid, rounds):
+    """In a child process: flip \\Flagged on one message `rounds` times, one STORE each."""
+    mailbox = opened(account)
+    try:
+        for number in range(rounds):
+            mailbox.store_flags([uid], "+" if number % 2 == 0 else "-", fmt.FLAGGED, ())
+    finally:
+        mailbox.close()
+
+
+def test_concurrent_processes_hand_out_increasing_modseqs_in_file_order(account, tmp_path):
+    """Three processes storing at once: every change is recorded once, with modseqs rising
+    in the order the records were written, and every process ends with the same values."""
+    import multiprocessing
+
+    for number in range(3):
+        account.deliver(number)
+    mailbox = opened(account)
+    uids = [m.uid for m in mailbox.messages]
+    mailbox.close()
+    rounds = 20
+    context = multiprocessing.get_context("fork")
+    children = [context.Process(target=_toggle_flags, args=(account, uid, rounds)) for uid in uids]
+    for child in children:
+        child.start()
+    for child in children:
+        child.join(60)
+        assert child.exitcode == 0
+    (path,) = (tmp_path / "index").glob("modseq-*")
+    data = path.read_bytes()
+    header, _, rest = data.partition(b"\n")
+    records = rest[int(header.split(b" ")[3]):].split(b"\n")[:-1]
+    written = [int(line.split(b" ")[1]) for line in records]
+    assert written == sorted(written)
+    assert len(records) >= len(uids) * rounds
+    first, second = opened(account), opened(account)
+    try:
+        assert {m.uid: first.modseqs.of(m.uid) for m in first.messages} == {
+            m.uid: second.modseqs.of(m.uid) for m in second.messages}
+        assert first.modseqs.highest == max(written)
+    finally:
+        first.close()
+        second.close()
