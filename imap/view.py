@@ -149,8 +149,13 @@ class SelectedMailbox:
 
     def remember_all(self):
         self.reported = {m.uid: self.reportable(m) for m in self.mailbox.messages}
-        self.stamp = self.mailbox.stamp
+        self.stamp = self.mailbox_stamp()
         self._numbers = None
+
+    def mailbox_stamp(self):
+        """What changes when anything this session reports changed: with the modseqs,
+        a flag set and cleared again by someone else counts too (RFC 7162 §3.1)."""
+        return self.mailbox.stamp, self.mailbox.modseqs.highest
 
     def reportable(self, stored):
         """What the client is told of a message between commands: flags, keywords, MODSEQ."""
@@ -210,7 +215,7 @@ class SelectedMailbox:
         """EXPUNGE, EXISTS/RECENT and FETCH FLAGS for what changed (RFC 3501 §7.4.1, §5.2)."""
         try:
             self.mailbox.refresh()
-            if self.mailbox.stamp != self.stamp or (allow_expunge and self.expunge_deferred):
+            if self.mailbox_stamp() != self.stamp or (allow_expunge and self.expunge_deferred):
                 self.report_mailbox_changes(allow_expunge)
             # After EXISTS, so ADDTO numbers are valid (RFC 5267 §4.3.3).
             self.contexts.refresh()
@@ -313,4 +318,4 @@ class SelectedMailbox:
                     modseq_item))
                 self.contexts.touched((uid,))
             self.reported[uid] = now
-        self.stamp = self.mailbox.stamp
+        self.stamp = self.mailbox_stamp()
