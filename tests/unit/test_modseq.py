@@ -93,7 +93,7 @@ def test_candidates_limit_the_comparison(tmp_path):
 
 
 def test_lost_file_is_rebuilt_above_every_modseq_handed_out(tmp_path):
-    """A deleted file comes back with all messages past the old highest; old expunges are unknown."""
+    """A deleted file comes back with every message past the old highest; old expunges unknown."""
     path = tmp_path / "m"
     messages = view(3)
     log = synced(path, messages)
