@@ -153,6 +153,8 @@ def enable(session, command):
         # Clients enable before SELECT (RFC 5161 §3.1); one that did not
         # stops seeing \Recent from here on.
         session.selected.forget_recent()
+    if session.condstore and session.selected:
+        session.selected.start_modseqs()
     session.send_untagged(b" ".join([b"ENABLED"] + [name.encode() for name in fresh]))
     return "ENABLE completed"
 

@@ -85,6 +85,8 @@ def fetch(session, command):
             session.send(b"* " + _render(message, wanted, command.uid) + b"\r\n")
             if any(item.name == "FLAGS" for item in wanted):
                 _remember(view, message)
+            if any(item.name == "MODSEQ" for item in wanted):
+                view.told_modseq(uid)
     if missing and not command.uid:
         # A UID command may report the EXPUNGE right after (RFC 3501 §7.4.1) and
         # ignores UIDs that are gone (§6.4.8); by number it is RFC 2180 §4.1.2's NO.
@@ -138,7 +140,7 @@ def _mark_seen(view, targets):
 def _remember(view, message):
     stored = view.mailbox.by_uid(message.uid)
     if stored is not None:
-        view.reported[message.uid] = view.reportable(stored)
+        view.reported[message.uid] = (stored.flags & ~fmt.OLD, stored.keywords)
 
 
 def store(session, command):
@@ -173,16 +175,16 @@ def store(session, command):
         if items:
             session.send(b"* " + fetching.render(message, items, command.uid) + b"\r\n")
         _remember(view, message)
+        view.told_modseq(uid)
     return _store_outcome(command, targets, refused, missing)
 
 
 def _store_items(view, message, silent, conditional):
     """The FETCH items STORE answers with for one message (none: no FETCH)."""
     items = () if silent else (_FLAGS_ITEM,)
-    if not view.session.condstore:
+    if view.told_modseqs is None:
         return items
-    told = view.reported.get(message.uid)
-    if items or conditional or told is None or told[2] != message.modseq:
+    if items or conditional or view.told_modseqs.get(message.uid) != message.modseq:
         return condstore.with_items(items, condstore.UID_ITEM, condstore.MODSEQ_ITEM)
     return items
 

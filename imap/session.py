@@ -284,6 +284,8 @@ class ImapSession:
     def enable_condstore(self):
         """A command that uses CONDSTORE enables it implicitly (RFC 7162 §3.1)."""
         self.enabled.add("CONDSTORE")
+        if self.selected:
+            self.selected.start_modseqs()
 
     @property
     def utf8(self):

@@ -130,6 +130,9 @@ class SelectedMailbox:
         # IMAP4rev2 has no \\Recent (RFC 9051 §2.3.2): such a session claims
         # none, so the mail stays new for a legacy session.
         self.track_recent = not session.rev2
+        # With CONDSTORE (RFC 7162): the MODSEQ the client has of each message, so that
+        # a change shows even when the flags came back to what they were. None: off.
+        self.told_modseqs = None
 
     def open(self):
         """Claim \\Recent for new mail and take the current messages as the numbering."""
@@ -139,6 +142,8 @@ class SelectedMailbox:
         self.uidvalidity = self.mailbox.uidvalidity
         self.uids = [m.uid for m in self.mailbox.messages]
         self.remember_all()
+        if self.session.condstore:
+            self.start_modseqs()
 
     def close(self):
         self.mailbox.close()
@@ -148,18 +153,9 @@ class SelectedMailbox:
         self.recent, self.track_recent = set(), False
 
     def remember_all(self):
-        self.reported = {m.uid: self.reportable(m) for m in self.mailbox.messages}
-        self.stamp = self.mailbox_stamp()
+        self.reported = {m.uid: (m.flags & ~fmt.OLD, m.keywords) for m in self.mailbox.messages}
+        self.stamp = self.mailbox.stamp
         self._numbers = None
-
-    def mailbox_stamp(self):
-        """What changes when anything this session reports changed: with the modseqs,
-        a flag set and cleared again by someone else counts too (RFC 7162 §3.1)."""
-        return self.mailbox.stamp, self.mailbox.modseqs.highest
-
-    def reportable(self, stored):
-        """What the client is told of a message between commands: flags, keywords, MODSEQ."""
-        return stored.flags & ~fmt.OLD, stored.keywords, self.mailbox.modseqs.of(stored.uid)
 
     # -- numbers --------------------------------------------------------
 
@@ -215,7 +211,7 @@ class SelectedMailbox:
         """EXPUNGE, EXISTS/RECENT and FETCH FLAGS for what changed (RFC 3501 §7.4.1, §5.2)."""
         try:
             self.mailbox.refresh()
-            if self.mailbox_stamp() != self.stamp or (allow_expunge and self.expunge_deferred):
+            if self.mailbox.stamp != self.stamp or (allow_expunge and self.expunge_deferred):
                 self.report_mailbox_changes(allow_expunge)
             # After EXISTS, so ADDTO numbers are valid (RFC 5267 §4.3.3).
             self.contexts.refresh()
@@ -232,7 +228,10 @@ class SelectedMailbox:
             self.report_expunged(gone)
         self.expunge_deferred = bool(gone) and not allow_expunge
         self.report_new_mail()
-        self.report_flag_changes()
+        if self.told_modseqs is None:
+            self.report_flag_changes()
+        else:
+            self.report_modseq_changes()
 
     def report_keywords(self):
         """New keywords change FLAGS and PERMANENTFLAGS (RFC 3501 §7.2.6; UW sends both)."""
@@ -300,22 +299,47 @@ class SelectedMailbox:
                                       + b"\r\n")
 
     def report_flag_changes(self):
-        """FETCH FLAGS for changed flags; with CONDSTORE also for a new MODSEQ alone
-        (a change undone by another session is still a change, RFC 7162 §3.1)."""
-        condstore = self.session.condstore
         for number, uid in enumerate(self.uids, 1):
             stored = self.mailbox.by_uid(uid)
             if stored is None:
                 continue
-            now = self.reportable(stored)
-            before = self.reported.get(uid, now)
-            if before[:2] != now[:2] or (condstore and before[2] != now[2]):
-                # RFC 9051 §7.5.2 and RFC 7162 §3.1: an unsolicited FETCH carries the UID.
-                uid_item = b"UID %d " % uid if self.session.rev2 or condstore else b""
-                modseq_item = b" MODSEQ (%d)" % now[2] if condstore else b""
-                self.session.send(b"* %d FETCH (%s%s%s)\r\n" % (
-                    number, uid_item, flags_item(now[0], now[1], uid in self.recent),
-                    modseq_item))
+            now = (stored.flags & ~fmt.OLD, stored.keywords)
+            if self.reported.get(uid, now) != now:
+                # RFC 9051 §7.5.2: an unsolicited FETCH carries the UID.
+                uid_item = b"UID %d " % uid if self.session.rev2 else b""
+                self.session.send(b"* %d FETCH (%s%s)\r\n" % (
+                    number, uid_item, flags_item(now[0], now[1], uid in self.recent)))
                 self.contexts.touched((uid,))
             self.reported[uid] = now
-        self.stamp = self.mailbox_stamp()
+        self.stamp = self.mailbox.stamp
+
+    # -- CONDSTORE (RFC 7162) -------------------------------------------------
+
+    def start_modseqs(self):
+        """CONDSTORE is on: each message's MODSEQ now is what the client starts from."""
+        if self.told_modseqs is None and self.mailbox.modseqs.available:
+            modseqs = self.mailbox.modseqs
+            self.told_modseqs = {m.uid: modseqs.of(m.uid) for m in self.mailbox.messages}
+
+    def told_modseq(self, uid):
+        """A FETCH just told the client this message's MODSEQ."""
+        if self.told_modseqs is not None:
+            self.told_modseqs[uid] = self.mailbox.modseqs.of(uid)
+
+    def report_modseq_changes(self):
+        """report_flag_changes for a CONDSTORE session: `FETCH (UID FLAGS MODSEQ)` for each
+        message whose MODSEQ moved, even if its flags came back to what they were
+        (RFC 7162 §3.1: UID and MODSEQ in every unsolicited FETCH)."""
+        modseqs = self.mailbox.modseqs
+        for number, uid in enumerate(self.uids, 1):
+            stored = self.mailbox.by_uid(uid)
+            if stored is None:
+                continue
+            now = modseqs.of(uid)
+            if self.told_modseqs.get(uid, now) != now:
+                self.session.send(b"* %d FETCH (UID %d %s MODSEQ (%d))\r\n" % (
+                    number, uid, flags_item(stored.flags & ~fmt.OLD, stored.keywords,
+                                            uid in self.recent), now))
+                self.contexts.touched((uid,))
+            self.told_modseqs[uid] = now
+        self.remember_all()

@@ -201,7 +201,10 @@ class MaildirMailbox:
                 return
             if self._state() != self._seen_state:
                 self._scan_folder()
+            highest = self.modseqs.highest
             self.modseqs.update(self.uidvalidity, self.messages)
+            if self.modseqs.highest != highest:
+                self._restamp()  # a flag set and cleared again elsewhere is a change too
 
     def _scan_folder(self):
         """Read the uidlist, keywords and directories; new files get UIDs under the lock."""
@@ -259,8 +262,9 @@ class MaildirMailbox:
         self._restamp()
 
     def _restamp(self):
-        """A digest of what a session reports: UIDs, flags, keywords, UIDVALIDITY."""
-        digest = hashlib.sha256(b"%d %r" % (self.uidvalidity, self.keywords))
+        """A digest of what a session reports: UIDs, flags, keywords, UIDVALIDITY, HIGHESTMODSEQ."""
+        digest = hashlib.sha256(b"%d %r %d" % (self.uidvalidity, self.keywords,
+                                               self.modseqs.highest))
         for message in self.messages:
             digest.update(b"%d %d %r;" % (message.uid, message.flags, message.keywords))
         self.stamp = digest.digest()

@@ -54,6 +54,7 @@ class MboxMailbox:
         self.layout = None
         # RFC 7162 modseqs, shared on disk (mailstore.modseq); none while the file is missing.
         self.modseqs = modseq.ModseqLog(None)
+        self._modseq_candidates = None
 
     # -- opening and parsing ---------------------------------------------
 
@@ -109,6 +110,13 @@ class MboxMailbox:
             self.store.log("err", "mailbox %s is owned by uid %d, not by the user"
                            % (self.path, st.st_uid))
             raise StoreError(StoreError.NO_PERMISSION, "mailbox is not owned by the user")
+
+    def _record_modseqs(self):
+        """Give changes (ours, or another program's) their modseqs: called whenever the
+        messages were (re)read, always under a lock with every known message there.
+        After our own same-size patches only the patched messages need comparing."""
+        candidates, self._modseq_candidates = self._modseq_candidates, None
+        self.modseqs.sync(self.uidvalidity, self.messages, candidates)
 
     def _identity(self):
         st = os.fstat(self.fd)
@@ -213,16 +221,12 @@ class MboxMailbox:
         st = os.fstat(self.fd)
         return (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
 
-    def _parsed(self, same_messages=False, patched=None):
-        """Remember what the file looked like, to notice anyone's later change.
-
-        Always under a lock with every known message parsed: the moment to give
-        changes (ours, or another program's) their modseqs.
-        """
+    def _parsed(self, same_messages=False):
+        """Remember what the file looked like, to notice anyone's later change."""
+        self._record_modseqs()
         self.stamp = self._file_stamp()
         if not same_messages:
             self._uid_index = None
-        self.modseqs.sync(self.uidvalidity, self.messages, patched)
 
     def _layout_digest(self):
         """Where each known message starts, its From_ line, and the end of the last one.
@@ -723,11 +727,12 @@ class MboxMailbox:
     def _after_patches(self):
         """Same-size header patches moved no message: re-find only the patched metadata."""
         patched = self._dirty_messages()
+        self._modseq_candidates = patched
         for message in ([self.pseudo] if self.pseudo else []) + self.messages[:1] + patched:
             message.hidden = fmt.scan_message(self.map, message.start)[0].hidden
             message.dirty = False
         self._touched = []
-        self._parsed(same_messages=True, patched=patched)
+        self._parsed(same_messages=True)
 
     def _plan(self, doomed):
         """The journal writes (same-size header patches, then one tail from the first
