@@ -205,6 +205,37 @@ class SelectedMailbox:
         if self.readonly:
             raise No("Mailbox is read-only", "READ-ONLY")
 
+    # -- CONDSTORE (RFC 7162) -------------------------------------------------
+
+    def start_modseqs(self):
+        """CONDSTORE is on: each message's MODSEQ now is what the client starts from."""
+        if self.told_modseqs is None and self.mailbox.modseqs.available:
+            modseqs = self.mailbox.modseqs
+            self.told_modseqs = {m.uid: modseqs.of(m.uid) for m in self.mailbox.messages}
+
+    def told_modseq(self, uid):
+        """A FETCH just told the client this message's MODSEQ."""
+        if self.told_modseqs is not None:
+            self.told_modseqs[uid] = self.mailbox.modseqs.of(uid)
+
+    def report_modseq_changes(self):
+        """report_flag_changes for a CONDSTORE session: `FETCH (UID FLAGS MODSEQ)` for each
+        message whose MODSEQ moved, even if its flags came back to what they were
+        (RFC 7162 §3.1: UID and MODSEQ in every unsolicited FETCH)."""
+        modseqs = self.mailbox.modseqs
+        for number, uid in enumerate(self.uids, 1):
+            stored = self.mailbox.by_uid(uid)
+            if stored is None:
+                continue
+            now = modseqs.of(uid)
+            if self.told_modseqs.get(uid, now) != now:
+                self.session.send(b"* %d FETCH (UID %d %s MODSEQ (%d))\r\n" % (
+                    number, uid, flags_item(stored.flags & ~fmt.OLD, stored.keywords,
+                                            uid in self.recent), now))
+                self.contexts.touched((uid,))
+            self.told_modseqs[uid] = now
+        self.remember_all()
+
     # -- telling the client about changes ---------------------------------
 
     def report_changes(self, allow_expunge):
@@ -312,34 +343,3 @@ class SelectedMailbox:
                 self.contexts.touched((uid,))
             self.reported[uid] = now
         self.stamp = self.mailbox.stamp
-
-    # -- CONDSTORE (RFC 7162) -------------------------------------------------
-
-    def start_modseqs(self):
-        """CONDSTORE is on: each message's MODSEQ now is what the client starts from."""
-        if self.told_modseqs is None and self.mailbox.modseqs.available:
-            modseqs = self.mailbox.modseqs
-            self.told_modseqs = {m.uid: modseqs.of(m.uid) for m in self.mailbox.messages}
-
-    def told_modseq(self, uid):
-        """A FETCH just told the client this message's MODSEQ."""
-        if self.told_modseqs is not None:
-            self.told_modseqs[uid] = self.mailbox.modseqs.of(uid)
-
-    def report_modseq_changes(self):
-        """report_flag_changes for a CONDSTORE session: `FETCH (UID FLAGS MODSEQ)` for each
-        message whose MODSEQ moved, even if its flags came back to what they were
-        (RFC 7162 §3.1: UID and MODSEQ in every unsolicited FETCH)."""
-        modseqs = self.mailbox.modseqs
-        for number, uid in enumerate(self.uids, 1):
-            stored = self.mailbox.by_uid(uid)
-            if stored is None:
-                continue
-            now = modseqs.of(uid)
-            if self.told_modseqs.get(uid, now) != now:
-                self.session.send(b"* %d FETCH (UID %d %s MODSEQ (%d))\r\n" % (
-                    number, uid, flags_item(stored.flags & ~fmt.OLD, stored.keywords,
-                                            uid in self.recent), now))
-                self.contexts.touched((uid,))
-            self.told_modseqs[uid] = now
-        self.remember_all()
