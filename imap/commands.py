@@ -154,7 +154,9 @@ def enable(session, command):
         # stops seeing \Recent from here on.
         session.selected.forget_recent()
     if session.condstore and session.selected:
-        session.selected.start_modseqs()
+        from imap import condstore
+
+        condstore.start_modseqs(session.selected)
     session.send_untagged(b" ".join([b"ENABLED"] + [name.encode() for name in fresh]))
     return "ENABLE completed"
 

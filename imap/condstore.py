@@ -8,6 +8,8 @@ or NOMODSEQ, MODSEQ fetch items, VANISHED (EARLIER), and what SELECT
 
 from imap.command import SAVED_RESULT, FetchItem
 from imap.sequence import format_uid_set
+from imap.view import flags_item
+from mailstore.mboxformat import OLD
 
 MODSEQ_ITEM = FetchItem("MODSEQ")
 UID_ITEM = FetchItem("UID")
@@ -133,3 +135,38 @@ def select_resync(session, view, parameters):
         message = view.view_of(number, uid)
         if message is not None:
             session.send(b"* " + fetch.render(message, items, True) + b"\r\n")
+
+
+# -- what a CONDSTORE session was told (SelectedMailbox.told_modseqs) ----------------
+
+
+def start_modseqs(view):
+    """CONDSTORE is on: each message's MODSEQ now is what the client starts from."""
+    if view.told_modseqs is None and view.mailbox.modseqs.available:
+        modseqs = view.mailbox.modseqs
+        view.told_modseqs = {m.uid: modseqs.of(m.uid) for m in view.mailbox.messages}
+
+
+def told_modseq(view, uid):
+    """A FETCH just told the client this message's MODSEQ."""
+    if view.told_modseqs is not None:
+        view.told_modseqs[uid] = view.mailbox.modseqs.of(uid)
+
+
+def report_modseq_changes(view):
+    """The flag-change report of a CONDSTORE session: `FETCH (UID FLAGS MODSEQ)` for
+    each message whose MODSEQ moved, even if its flags came back to what they were
+    (RFC 7162 §3.1: UID and MODSEQ in every unsolicited FETCH)."""
+    modseqs, told = view.mailbox.modseqs, view.told_modseqs
+    for number, uid in enumerate(view.uids, 1):
+        stored = view.mailbox.by_uid(uid)
+        if stored is None:
+            continue
+        now = modseqs.of(uid)
+        if told.get(uid, now) != now:
+            view.session.send(b"* %d FETCH (UID %d %s MODSEQ (%d))\r\n" % (
+                number, uid, flags_item(stored.flags & ~OLD, stored.keywords,
+                                        uid in view.recent), now))
+            view.contexts.touched((uid,))
+        told[uid] = now
+    view.remember_all()

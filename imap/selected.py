@@ -86,7 +86,7 @@ def fetch(session, command):
             if any(item.name == "FLAGS" for item in wanted):
                 _remember(view, message)
             if any(item.name == "MODSEQ" for item in wanted):
-                view.told_modseq(uid)
+                condstore.told_modseq(view, uid)
     if missing and not command.uid:
         # A UID command may report the EXPUNGE right after (RFC 3501 §7.4.1) and
         # ignores UIDs that are gone (§6.4.8); by number it is RFC 2180 §4.1.2's NO.
@@ -175,7 +175,7 @@ def store(session, command):
         if items:
             session.send(b"* " + fetching.render(message, items, command.uid) + b"\r\n")
         _remember(view, message)
-        view.told_modseq(uid)
+        condstore.told_modseq(view, uid)
     return _store_outcome(command, targets, refused, missing)
 
 

@@ -283,9 +283,11 @@ class ImapSession:
 
     def enable_condstore(self):
         """A command that uses CONDSTORE enables it implicitly (RFC 7162 §3.1)."""
+        from imap import condstore
+
         self.enabled.add("CONDSTORE")
         if self.selected:
-            self.selected.start_modseqs()
+            condstore.start_modseqs(self.selected)
 
     @property
     def utf8(self):

@@ -143,7 +143,9 @@ class SelectedMailbox:
         self.uids = [m.uid for m in self.mailbox.messages]
         self.remember_all()
         if self.session.condstore:
-            self.start_modseqs()
+            from imap import condstore
+
+            condstore.start_modseqs(self)
 
     def close(self):
         self.mailbox.close()
@@ -205,37 +207,6 @@ class SelectedMailbox:
         if self.readonly:
             raise No("Mailbox is read-only", "READ-ONLY")
 
-    # -- CONDSTORE (RFC 7162) -------------------------------------------------
-
-    def start_modseqs(self):
-        """CONDSTORE is on: each message's MODSEQ now is what the client starts from."""
-        if self.told_modseqs is None and self.mailbox.modseqs.available:
-            modseqs = self.mailbox.modseqs
-            self.told_modseqs = {m.uid: modseqs.of(m.uid) for m in self.mailbox.messages}
-
-    def told_modseq(self, uid):
-        """A FETCH just told the client this message's MODSEQ."""
-        if self.told_modseqs is not None:
-            self.told_modseqs[uid] = self.mailbox.modseqs.of(uid)
-
-    def report_modseq_changes(self):
-        """report_flag_changes for a CONDSTORE session: `FETCH (UID FLAGS MODSEQ)` for each
-        message whose MODSEQ moved, even if its flags came back to what they were
-        (RFC 7162 §3.1: UID and MODSEQ in every unsolicited FETCH)."""
-        modseqs = self.mailbox.modseqs
-        for number, uid in enumerate(self.uids, 1):
-            stored = self.mailbox.by_uid(uid)
-            if stored is None:
-                continue
-            now = modseqs.of(uid)
-            if self.told_modseqs.get(uid, now) != now:
-                self.session.send(b"* %d FETCH (UID %d %s MODSEQ (%d))\r\n" % (
-                    number, uid, flags_item(stored.flags & ~fmt.OLD, stored.keywords,
-                                            uid in self.recent), now))
-                self.contexts.touched((uid,))
-            self.told_modseqs[uid] = now
-        self.remember_all()
-
     # -- telling the client about changes ---------------------------------
 
     def report_changes(self, allow_expunge):
@@ -262,7 +233,9 @@ class SelectedMailbox:
         if self.told_modseqs is None:
             self.report_flag_changes()
         else:
-            self.report_modseq_changes()
+            from imap import condstore
+
+            condstore.report_modseq_changes(self)
 
     def report_keywords(self):
         """New keywords change FLAGS and PERMANENTFLAGS (RFC 3501 §7.2.6; UW sends both)."""
