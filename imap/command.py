@@ -27,7 +27,8 @@ class Command:
 
     - LOGIN (user: bytes, password: bytes)
     - AUTHENTICATE (mechanism: str upper-case, initial_response: bytes or None)
-    - SELECT, EXAMINE (mailbox,)            CREATE, DELETE, SUBSCRIBE, UNSUBSCRIBE (mailbox,)
+    - SELECT, EXAMINE (mailbox,) or (mailbox, imap.parser_condstore.SelectParameters)
+    - CREATE, DELETE, SUBSCRIBE, UNSUBSCRIBE (mailbox,)
     - RENAME (old, new)                     LSUB (reference: bytes, pattern: bytes)
     - LIST (reference: bytes, patterns: tuple of bytes, options: imap.parser_list.ListOptions)
     - STATUS (mailbox, items: tuple of str upper-case)
@@ -39,8 +40,10 @@ class Command:
     - COMPRESS (mechanism: str upper-case,)
     - SEARCH (charset: str or None, key: search key, returns: ReturnOptions or None)
       (None without RETURN)
-    - FETCH (sequence_set, items: tuple of FetchItem)       macros ALL/FAST/FULL expanded
-    - STORE (sequence_set, mode: "+", "-" or "", silent: bool, flags: tuple of str)
+    - FETCH (sequence_set, items: tuple of FetchItem)       macros ALL/FAST/FULL expanded;
+      with RFC 7162 modifiers a third item, imap.parser_condstore.FetchModifiers
+    - STORE (sequence_set, mode: "+", "-" or "", silent: bool, flags: tuple of str), and
+      UNCHANGEDSINCE's modseq (int) as a fifth item when given (RFC 7162)
     - COPY, MOVE (sequence_set, mailbox)    EXPUNGE with uid=True: (sequence_set,)
     - SORT (criteria: tuple of (reverse: bool, key: str), charset: str, key,
       returns: ReturnOptions or None)  (ESORT, RFC 5267 §3)
@@ -180,7 +183,7 @@ class FetchItem:
 #   ("HEADER", field: bytes, value: bytes)
 #   ("BEFORE"|"ON"|"SINCE"|"SENTBEFORE"|"SENTON"|"SENTSINCE", datetime.date)
 #   ("LARGER"|"SMALLER"|"OLDER"|"YOUNGER", int)      (OLDER/YOUNGER: RFC 5032)
-#   ("UID", sequence_set) ("SEQ", sequence_set)
+#   ("UID", sequence_set) ("SEQ", sequence_set) ("MODSEQ", int)   (MODSEQ: RFC 7162)
 #   ("NOT", key) ("OR", key, key) ("AND", (key, ...))
 # Several keys in a row (at top level or in parentheses) become one "AND".
 

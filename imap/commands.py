@@ -138,8 +138,9 @@ def id_command(session, command):
 
 
 def enable(session, command):
-    """RFC 5161: IMAP4rev2 (RFC 9051) and UTF8=ACCEPT (RFC 6855); ENABLED names
-    what this command turned on, and nothing else is enabled."""
+    """RFC 5161: IMAP4rev2 (RFC 9051), UTF8=ACCEPT (RFC 6855), CONDSTORE and
+    QRESYNC (RFC 7162, QRESYNC implies CONDSTORE); ENABLED names what this
+    command turned on, and nothing else is enabled."""
     from imap.session import ENABLEABLE
 
     (names,) = command.args
@@ -152,6 +153,10 @@ def enable(session, command):
         # Clients enable before SELECT (RFC 5161 §3.1); one that did not
         # stops seeing \Recent from here on.
         session.selected.forget_recent()
+    if session.condstore and session.selected:
+        from imap import condstore
+
+        condstore.start_modseqs(session.selected)
     session.send_untagged(b" ".join([b"ENABLED"] + [name.encode() for name in fresh]))
     return "ENABLE completed"
 

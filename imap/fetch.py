@@ -15,7 +15,8 @@ def sets_seen(items):
 
 def wants_text(items):
     """True when an item needs the message text (so the read lock must be held)."""
-    return any(item.name not in ("FLAGS", "UID", "INTERNALDATE", "RFC822.SIZE") for item in items)
+    return any(item.name not in ("FLAGS", "UID", "INTERNALDATE", "RFC822.SIZE", "MODSEQ")
+               for item in items)
 
 
 def render(message, items, by_uid):
@@ -36,6 +37,11 @@ def _flags(message, item):
 
 def _uid(message, item):
     return b"UID %d" % message.uid
+
+
+def _modseq(message, item):
+    """MODSEQ (RFC 7162 §3.1.4.2)."""
+    return b"MODSEQ (%d)" % message.modseq
 
 
 def _internaldate(message, item):
@@ -115,7 +121,8 @@ def _partial(label, data, partial, binary=False):
 
 
 _RENDERERS = {
-    "FLAGS": _flags, "UID": _uid, "INTERNALDATE": _internaldate, "RFC822.SIZE": _size,
+    "FLAGS": _flags, "UID": _uid, "MODSEQ": _modseq, "INTERNALDATE": _internaldate,
+    "RFC822.SIZE": _size,
     "ENVELOPE": _envelope, "BODYSTRUCTURE": _bodystructure, "BODY": _body,
     "RFC822": _rfc822, "RFC822.HEADER": _rfc822_header, "RFC822.TEXT": _rfc822_text,
     "BODY[]": _body_section, "BINARY[]": _binary, "BINARY.SIZE": _binary_size,

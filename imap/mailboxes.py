@@ -22,14 +22,25 @@ def _check_new_name(name):
 
 
 def select(session, command, readonly=False):
-    """RFC 3501 §6.3.1 (and §6.3.2 for EXAMINE); responses in UW's order (servers.md §3.4)."""
+    """RFC 3501 §6.3.1 (and §6.3.2 for EXAMINE); responses in UW's order (servers.md §3.4).
+
+    RFC 7162 parameters: CONDSTORE enables it; QRESYNC (only once enabled,
+    §3.2.5) adds what changed since the client's modseq.
+    """
+    from imap import condstore
+
     name = session.mailbox_name(command.args[0])
+    parameters = command.args[1] if len(command.args) > 1 else None
+    if parameters and parameters.qresync and not session.qresync:
+        raise Bad("QRESYNC parameter without ENABLE QRESYNC")
+    if parameters and parameters.condstore:
+        session.enable_condstore()
     if session.selected:
         session.selected.close()
         session.selected = None
         session.state = AUTHENTICATED
-        if session.rev2:
-            # RFC 9051 §6.3.2: the end of the old mailbox's responses.
+        if session.rev2 or session.qresync:
+            # RFC 9051 §6.3.2, RFC 7162 §3.2.11: the end of the old mailbox's responses.
             session.send_untagged(b"OK [CLOSED] Previous mailbox closed")
     mailbox = session.store.open_mailbox(name, readonly=readonly)
     view = SelectedMailbox(session, mailbox, name, readonly)
@@ -40,13 +51,17 @@ def select(session, command, readonly=False):
         raise
     _announce(session, view)
     session.selected, session.state = view, SELECTED
+    if parameters and parameters.qresync:
+        condstore.select_resync(session, view, parameters)
     mode = "READ-ONLY" if readonly else "READ-WRITE"
     return "[%s] %s completed" % (mode, "EXAMINE" if readonly else "SELECT")
 
 
 def _announce(session, view):
     """RFC 3501 §6.3.1; for IMAP4rev2 (RFC 9051 §6.3.2) without RECENT and
-    UNSEEN, and with the mailbox's LIST response."""
+    UNSEEN, and with the mailbox's LIST response; HIGHESTMODSEQ (RFC 7162 §3.1.2.1)."""
+    from imap import condstore
+
     mailbox = view.mailbox
     send = session.send_untagged
     send(b"%d EXISTS" % len(view.uids))
@@ -54,6 +69,7 @@ def _announce(session, view):
         send(b"%d RECENT" % len(view.recent))
     send(b"OK [UIDVALIDITY %d] UID validity status" % mailbox.uidvalidity)
     send(b"OK [UIDNEXT %d] Predicted next UID" % mailbox.uidnext)
+    send(condstore.highest_response(mailbox))
     for line in flags_announcement(mailbox.keywords, view.readonly):
         send(line)
     if session.rev2:
@@ -115,8 +131,10 @@ def unsubscribe(session, command):
     return "UNSUBSCRIBE completed"
 
 
-# RFC 3501 §6.3.10, SIZE (RFC 8438) and, for IMAP4rev2, DELETED (RFC 9051 §6.3.11).
-_STATUS_ITEMS = ("MESSAGES", "RECENT", "UIDNEXT", "UIDVALIDITY", "UNSEEN", "SIZE", "DELETED")
+# RFC 3501 §6.3.10, SIZE (RFC 8438), HIGHESTMODSEQ (RFC 7162 §3.1.2.3) and, for
+# IMAP4rev2, DELETED (RFC 9051 §6.3.11).
+_STATUS_ITEMS = ("MESSAGES", "RECENT", "UIDNEXT", "UIDVALIDITY", "UNSEEN", "SIZE", "DELETED",
+                 "HIGHESTMODSEQ")
 
 
 def status(session, command):
@@ -125,12 +143,16 @@ def status(session, command):
     unknown = [item for item in items if item not in _STATUS_ITEMS]
     if unknown:
         raise Bad("Unknown status item %s" % unknown[0])
+    if "HIGHESTMODSEQ" in items:
+        session.enable_condstore()  # a CONDSTORE enabling command (RFC 7162 §3.1)
     session.send_untagged(status_response(session, session.mailbox_name(name), items))
     return "STATUS completed"
 
 
 def status_response(session, name, items):
     """The `STATUS name (item value ...)` line, for STATUS and LIST-STATUS (RFC 5819)."""
+    from imap import condstore
+
     mailbox = session.store.open_mailbox(name, readonly=True)
     # The messages new to the selected mailbox are this session's \Recent
     # ones: the file has them as seen by a session already (RFC 3501 §2.3.2).
@@ -147,6 +169,7 @@ def status_response(session, name, items):
             # RFC 8438 §2: the sum of the messages' RFC822.SIZE, metadata hidden.
             "SIZE": lambda: sum(m.size for m in messages),
             "DELETED": lambda: sum(1 for m in messages if m.flags & fmt.DELETED),
+            "HIGHESTMODSEQ": lambda: condstore.status_value(mailbox),
         }
         values = b" ".join(b"%s %d" % (item.encode(), counts[item]()) for item in items)
     finally:

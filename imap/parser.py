@@ -443,7 +443,7 @@ def seq_number(cursor):
 
 _SIMPLE_FETCH_ATTS = frozenset((
     "ENVELOPE", "FLAGS", "INTERNALDATE", "RFC822", "RFC822.HEADER", "RFC822.SIZE",
-    "RFC822.TEXT", "BODY", "BODYSTRUCTURE", "UID"))
+    "RFC822.TEXT", "BODY", "BODYSTRUCTURE", "UID", "MODSEQ"))
 _FAST = (FetchItem("FLAGS"), FetchItem("INTERNALDATE"), FetchItem("RFC822.SIZE"))
 _ALL = _FAST + (FetchItem("ENVELOPE"),)
 FETCH_MACROS = {"FAST": _FAST, "ALL": _ALL, "FULL": _ALL + (FetchItem("BODY"),)}
@@ -578,11 +578,14 @@ def mailbox_argument(cursor):
 
 
 def select_arguments(cursor):
-    """SELECT / EXAMINE mailbox; RFC 4466 parameters are refused: we announce none."""
+    """SELECT / EXAMINE mailbox [select-params]: (mailbox,) or, with CONDSTORE or
+    QRESYNC parameters (RFC 7162), (mailbox, imap.parser_condstore.SelectParameters)."""
     arguments = mailbox_argument(cursor)
-    if cursor.data[cursor.pos:cursor.pos + 2] == b" (":
-        raise cursor.fail("SELECT parameters are not supported")
-    return arguments
+    if cursor.data[cursor.pos:cursor.pos + 2] != b" (":
+        return arguments
+    from imap import parser_condstore
+
+    return arguments + (parser_condstore.select_parameters(cursor),)
 
 
 def rename_arguments(cursor):
@@ -611,7 +614,8 @@ def list_arguments(cursor):
 
 # RFC 3501 §6.3.10 and SIZE (RFC 8438); IMAP4rev2 drops RECENT and adds
 # DELETED (RFC 9051 §6.3.11).
-_STATUS_ITEMS = frozenset(("MESSAGES", "RECENT", "UIDNEXT", "UIDVALIDITY", "UNSEEN", "SIZE"))
+_STATUS_ITEMS = frozenset(("MESSAGES", "RECENT", "UIDNEXT", "UIDVALIDITY", "UNSEEN", "SIZE",
+                           "HIGHESTMODSEQ"))
 _REV2_STATUS_ITEMS = _STATUS_ITEMS - {"RECENT"} | {"DELETED"}
 
 
@@ -642,22 +646,34 @@ def sequence_set_argument(cursor):
 
 
 def fetch_arguments(cursor):
+    """(set, items), or (set, items, FetchModifiers) with RFC 7162 modifiers."""
     numbers = sequence_set_argument(cursor)
     cursor.space("Missing fetch items")
-    return numbers, fetch_items(cursor)
+    arguments = numbers, fetch_items(cursor)
+    if cursor.data[cursor.pos:cursor.pos + 2] != b" (":
+        return arguments
+    from imap import parser_condstore
+
+    return arguments + (parser_condstore.fetch_modifiers(cursor),)
 
 
 def store_arguments(cursor):
-    """sequence-set SP store-att-flags: (set, mode, silent, flags)."""
+    """sequence-set SP [store-modifiers SP] store-att-flags: (set, mode, silent, flags),
+    and UNCHANGEDSINCE's modseq after them when given (RFC 7162 §3.1.3)."""
     numbers = sequence_set_argument(cursor)
     cursor.space("Missing store item")
+    unchangedsince = ()
+    if cursor.peek() == b"(":
+        from imap import parser_condstore
+
+        unchangedsince = (parser_condstore.store_modifiers(cursor),)
     mode = cursor.peek().decode("ascii") if cursor.peek() in (b"+", b"-") else ""
     cursor.pos += len(mode)
     item = cursor.word(_WORD_CHARS)
     if item not in ("FLAGS", "FLAGS.SILENT"):
         raise cursor.fail("Invalid store item")
     cursor.space("Missing flags")
-    return numbers, mode, item == "FLAGS.SILENT", store_flags(cursor)
+    return (numbers, mode, item == "FLAGS.SILENT", store_flags(cursor)) + unchangedsince
 
 
 def store_flags(cursor):

@@ -102,7 +102,15 @@ _SEARCH_ARGUMENTS = {
     "OLDER": _interval_key, "YOUNGER": _interval_key,
     "KEYWORD": _keyword_key, "UNKEYWORD": _keyword_key,
     "HEADER": _header_key, "UID": _uid_key, "NOT": _not_key, "OR": _or_key,
+    "MODSEQ": lambda cursor, name: _modseq_key(cursor, name),
 }
+
+
+def _modseq_key(cursor, name):
+    """MODSEQ (RFC 7162 §3.1.5): imap.parser_condstore keeps that grammar."""
+    from imap import parser_condstore
+
+    return parser_condstore.modseq_key(cursor, name)
 
 
 def conjunction(keys):

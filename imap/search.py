@@ -12,6 +12,7 @@ The messages searched are any objects with this interface:
                    `\\Draft` `\\Recent` as spelled here, keywords as the client sent them
     internal_date  aware datetime (INTERNALDATE)
     size           int (RFC822.SIZE)
+    modseq         int (MODSEQ, RFC 7162; only the MODSEQ key reads it)
     header()       bytes: the header with CRLF line ends, including the blank line
     message()      bytes: the whole message with CRLF line ends
 
@@ -204,6 +205,9 @@ def _compile_cheap(key, context):
         return _number_test(name, key[1], context)
     if name in ("UID", "SEQ"):
         return _sequence_set_test(name, key[1], context)
+    if name == "MODSEQ":
+        # RFC 7162 §3.1.5: changed at or after the given modseq.
+        return lambda view: view.message.modseq >= key[1]
     raise ValueError("unknown search key %r" % (name,))
 
 

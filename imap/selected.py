@@ -1,6 +1,7 @@
 """Commands of the selected state (RFC 3501 §6.4), MOVE (RFC 6851), CANCELUPDATE (RFC 5267)."""
 
 
+from imap import condstore
 from imap import fetch as fetching
 from imap.command import FetchItem
 from imap.session import AUTHENTICATED, Bad, No
@@ -37,7 +38,10 @@ def _leave(session):
 
 
 def expunge(session, command):
-    """RFC 3501 §6.4.3, and UID EXPUNGE (RFC 4315 §2.1) for only the named UIDs."""
+    """RFC 3501 §6.4.3, and UID EXPUNGE (RFC 4315 §2.1) for only the named UIDs.
+
+    With CONDSTORE the tagged OK tells the new HIGHESTMODSEQ (RFC 7162 §3.1.8).
+    """
     view = session.selected
     view.require_writable()
     uids = None
@@ -45,14 +49,26 @@ def expunge(session, command):
         uids = {uid for _, uid in view.resolve(command.args[0], True)}
     gone = view.mailbox.expunge(uids)
     view.report_expunged(gone)
-    return "Expunged %d messages" % len(gone) if gone else "EXPUNGE completed"
+    if not gone:
+        return "EXPUNGE completed"
+    if session.condstore and view.mailbox.modseqs.available:
+        return "[HIGHESTMODSEQ %d] Expunged %d messages" % (view.mailbox.modseqs.highest,
+                                                             len(gone))
+    return "Expunged %d messages" % len(gone)
 
 
 def fetch(session, command):
-    """RFC 3501 §6.4.5; expunged-meanwhile messages give NO [EXPUNGEISSUED] (RFC 2180 §4.1)."""
+    """RFC 3501 §6.4.5; expunged-meanwhile messages give NO [EXPUNGEISSUED] (RFC 2180 §4.1).
+
+    RFC 7162: MODSEQ, and CHANGEDSINCE (only messages changed after it, with
+    MODSEQ), with VANISHED for UID FETCH once QRESYNC is enabled.
+    """
     view = session.selected
-    sequence_set, items = command.args
+    sequence_set, items = command.args[:2]
+    modifiers = command.args[2] if len(command.args) > 2 else None
     targets = view.resolve(sequence_set, command.uid)
+    if modifiers or any(item.name == "MODSEQ" for item in items):
+        targets, items = _changed_since(session, command, modifiers, targets, items)
     marked = _mark_seen(view, targets) if fetching.sets_seen(items) else set()
     missing = 0
     with view.mailbox.reading():
@@ -62,16 +78,37 @@ def fetch(session, command):
                 missing += 1
                 continue
             wanted = items
-            if uid in marked and not any(i.name == "FLAGS" for i in items):
-                wanted = items + (_FLAGS_ITEM,)
+            if uid in marked:
+                # RFC 7162 §3.1: a \Seen set by FETCH comes with UID and MODSEQ.
+                wanted = condstore.with_items(items, _FLAGS_ITEM, *(
+                    (condstore.UID_ITEM, condstore.MODSEQ_ITEM) if session.condstore else ()))
             session.send(b"* " + _render(message, wanted, command.uid) + b"\r\n")
             if any(item.name == "FLAGS" for item in wanted):
                 _remember(view, message)
+            if any(item.name == "MODSEQ" for item in wanted):
+                condstore.told_modseq(view, uid)
     if missing and not command.uid:
         # A UID command may report the EXPUNGE right after (RFC 3501 §7.4.1) and
         # ignores UIDs that are gone (§6.4.8); by number it is RFC 2180 §4.1.2's NO.
         raise No("Some of the requested messages no longer exist", "EXPUNGEISSUED")
     return "FETCH completed"
+
+
+def _changed_since(session, command, modifiers, targets, items):
+    """FETCH's CONDSTORE part: (the targets to fetch, the items with MODSEQ)."""
+    condstore.require_modseqs(session)
+    if modifiers is None:
+        return targets, items
+    view = session.selected
+    if modifiers.vanished:
+        if not (command.uid and session.qresync):
+            raise Bad("VANISHED needs UID FETCH and ENABLE QRESYNC")
+        ranges = condstore.uid_ranges(view, command.args[0])
+        condstore.send_vanished_earlier(session, condstore.vanished_earlier(
+            view, modifiers.changedsince, ranges))
+    since, modseqs = modifiers.changedsince, view.mailbox.modseqs
+    return ([(n, u) for n, u in targets if modseqs.of(u) > since],
+            condstore.with_items(items, condstore.MODSEQ_ITEM))
 
 
 def _render(message, items, by_uid):
@@ -107,29 +144,65 @@ def _remember(view, message):
 
 
 def store(session, command):
-    """RFC 3501 §6.4.6: applied to the file's current flags; FETCH FLAGS unless .SILENT."""
+    """RFC 3501 §6.4.6: applied to the file's current flags; FETCH FLAGS unless .SILENT.
+
+    With UNCHANGEDSINCE (RFC 7162 §3.1.3) messages changed after that modseq
+    are left alone and named in MODIFIED; the others get FETCH with MODSEQ
+    even when silent.  Once CONDSTORE is enabled every FETCH here carries
+    UID and MODSEQ, and a silent STORE still tells a new MODSEQ.
+    """
     view = session.selected
     view.require_writable()
-    sequence_set, mode, silent, names = command.args
+    sequence_set, mode, silent, names = command.args[:4]
+    unchangedsince = command.args[4] if len(command.args) > 4 else None
+    if unchangedsince is not None:
+        condstore.require_modseqs(session)
     targets = view.resolve(sequence_set, command.uid)
     bits, keywords = split_flags(names)
-    view.mailbox.store_flags([uid for _, uid in targets], mode, bits, keywords)
-    view.contexts.touched(uid for _, uid in targets)
+    refused = view.mailbox.store_flags([uid for _, uid in targets], mode, bits, keywords,
+                                       unchangedsince)
+    view.contexts.touched(uid for _, uid in targets if uid not in refused)
     view.report_keywords()
     missing = 0
     for number, uid in targets:
+        if uid in refused:
+            continue
         message = view.view_of(number, uid)
         if message is None:
             missing += 1
             continue
-        if not silent:
-            items = (_FLAGS_ITEM,)
+        items = _store_items(view, message, silent, unchangedsince is not None)
+        if items:
             session.send(b"* " + fetching.render(message, items, command.uid) + b"\r\n")
         _remember(view, message)
+        condstore.told_modseq(view, uid)
+    return _store_outcome(command, targets, refused, missing)
+
+
+def _store_items(view, message, silent, conditional):
+    """The FETCH items STORE answers with for one message (none: no FETCH)."""
+    items = () if silent else (_FLAGS_ITEM,)
+    if view.told_modseqs is None:
+        return items
+    if items or conditional or view.told_modseqs.get(message.uid) != message.modseq:
+        return condstore.with_items(items, condstore.UID_ITEM, condstore.MODSEQ_ITEM)
+    return items
+
+
+def _store_outcome(command, targets, refused, missing):
+    """The tagged text: MODIFIED names what UNCHANGEDSINCE refused (RFC 7162 §3.1.3)."""
+    from imap.sequence import format_uid_set
+
+    code = None
+    if refused:
+        numbers = [uid if command.uid else number for number, uid in targets if uid in refused]
+        code = "MODIFIED " + format_uid_set(sorted(numbers)).decode()
     if missing and not command.uid:
         # A UID command may report the EXPUNGE right after (RFC 3501 §7.4.1) and
         # ignores UIDs that are gone (§6.4.8); by number it is RFC 2180 §4.1.2's NO.
-        raise No("Some of the requested messages no longer exist", "EXPUNGEISSUED")
+        raise No("Some of the requested messages no longer exist", code or "EXPUNGEISSUED")
+    if code:
+        return "[%s] Conditional STORE failed" % code
     return "STORE completed"
 
 
@@ -187,12 +260,17 @@ def _answer(session, command, returns, found, criteria, charset, key, keys):
     numbers = [m.uid if command.uid else m.seq for m in found]
     if returns is None:
         name = b"SEARCH" if criteria is None else b"SORT"
-        session.send(b"* " + name + b"".join(b" %d" % n for n in numbers) + b"\r\n")
+        session.send(b"* " + name + b"".join(b" %d" % n for n in numbers)
+                     + _modseq_suffix(key, found, b" (MODSEQ %d)") + b"\r\n")
         return
     view = session.selected
     if esearch.wants_response(returns):
+        # RFC 7162 §3.1.5: MODSEQ is the highest of the messages the result names.
+        named = set(esearch.saved(returns, numbers))
         session.send_untagged(esearch.response(command.tag, command.uid, returns, numbers,
-                                               ordered=criteria is not None))
+                                               ordered=criteria is not None)
+                              + _modseq_suffix(key, [m for m, n in zip(found, numbers)
+                                                     if n in named], b" MODSEQ %d"))
     if "SAVE" in returns:
         view.save(esearch.saved(returns, [m.uid for m in found]))
     if "UPDATE" in returns:
@@ -203,6 +281,13 @@ def _answer(session, command, returns, found, criteria, charset, key, keys):
         else:
             view.contexts.add(command.tag, command.uid, criteria,
                               searching_charset(charset), key, found, keys)
+
+
+def _modseq_suffix(key, found, form):
+    """SEARCH with a MODSEQ key answers the highest MODSEQ found (RFC 7162 §3.1.5)."""
+    if not found or not condstore.uses_modseq(key):
+        return b""
+    return form % condstore.highest_of(found)
 
 
 def cancelupdate(session, command):
@@ -220,6 +305,8 @@ def _matching(session, charset, key):
 
     if session.rev2 and _uses_recent(key):
         raise Bad("IMAP4rev2 has no RECENT, NEW or OLD search keys")
+    if condstore.uses_modseq(key):
+        condstore.require_modseqs(session)
     view = session.selected
     context = view.search_context(searching_charset(charset))
     with view.mailbox.reading():

@@ -27,9 +27,11 @@ AUTHENTICATED_CAPABILITIES = [
     b"CONTEXT=SEARCH", b"CONTEXT=SORT", b"THREAD=REFERENCES", b"THREAD=ORDEREDSUBJECT",
     b"NOTIFY", b"UTF8=ACCEPT", b"LIST-EXTENDED", b"LIST-STATUS", b"SPECIAL-USE", b"STATUS=SIZE",
     b"COMPRESS=DEFLATE", b"BINARY", b"CATENATE", b"URLAUTH", b"URLAUTH=BINARY",
+    b"CONDSTORE", b"QRESYNC",
 ]
 # What ENABLE turns on (RFC 5161), by upper-case name: the name ENABLED answers with.
-ENABLEABLE = {"IMAP4REV2": "IMAP4rev2", "UTF8=ACCEPT": "UTF8=ACCEPT"}
+ENABLEABLE = {"IMAP4REV2": "IMAP4rev2", "UTF8=ACCEPT": "UTF8=ACCEPT",
+              "CONDSTORE": "CONDSTORE", "QRESYNC": "QRESYNC"}
 
 # StoreError kind -> (RFC 5530 response code, text): the one place kinds become replies.
 STORE_REPLIES = {
@@ -247,6 +249,24 @@ class ImapSession(QueuedReplies):
     def rev2(self):
         """True once the client enabled IMAP4rev2 (RFC 9051): no \\Recent, ESEARCH answers."""
         return "IMAP4REV2" in self.enabled
+
+    @property
+    def condstore(self):
+        """True once a CONDSTORE enabling command ran (RFC 7162 §3.1); QRESYNC implies it."""
+        return bool(self.enabled & {"CONDSTORE", "QRESYNC"})
+
+    @property
+    def qresync(self):
+        """True after ENABLE QRESYNC: VANISHED instead of EXPUNGE (RFC 7162 §3.2.10)."""
+        return "QRESYNC" in self.enabled
+
+    def enable_condstore(self):
+        """A command that uses CONDSTORE enables it implicitly (RFC 7162 §3.1)."""
+        from imap import condstore
+
+        self.enabled.add("CONDSTORE")
+        if self.selected:
+            condstore.start_modseqs(self.selected)
 
     @property
     def utf8(self):

@@ -77,6 +77,11 @@ class MessageView:
         return self.stored.size
 
     @property
+    def modseq(self):
+        """MODSEQ (RFC 7162 §3.1.4.2), from the mailbox's shared modseq file."""
+        return self.mailbox.modseqs.of(self.uid)
+
+    @property
     def internal_date(self):
         seconds, offset = self.mailbox.internal_date(self.stored)
         zone = datetime.timezone(datetime.timedelta(minutes=offset))
@@ -133,6 +138,9 @@ class SelectedMailbox:
         # IMAP4rev2 has no \\Recent (RFC 9051 §2.3.2): such a session claims
         # none, so the mail stays new for a legacy session.
         self.track_recent = not session.rev2
+        # With CONDSTORE (RFC 7162): the MODSEQ the client has of each message, so that
+        # a change shows even when the flags came back to what they were. None: off.
+        self.told_modseqs = None
 
     def open(self):
         """Claim \\Recent for new mail and take the current messages as the numbering."""
@@ -142,6 +150,10 @@ class SelectedMailbox:
         self.uidvalidity = self.mailbox.uidvalidity
         self.uids = [m.uid for m in self.mailbox.messages]
         self.remember_all()
+        if self.session.condstore:
+            from imap import condstore
+
+            condstore.start_modseqs(self)
 
     def close(self):
         self.mailbox.close()
@@ -248,7 +260,12 @@ class SelectedMailbox:
             self.report_expunged(gone)
         self.expunge_deferred = bool(gone) and not allow_expunge
         self.report_new_mail()
-        self.report_flag_changes()
+        if self.told_modseqs is None:
+            self.report_flag_changes()
+        else:
+            from imap import condstore
+
+            condstore.report_modseq_changes(self)
 
     def report_keywords(self):
         """New keywords change FLAGS and PERMANENTFLAGS (RFC 3501 §7.2.6; UW sends both)."""
@@ -268,15 +285,22 @@ class SelectedMailbox:
         raise CloseSession()
 
     def report_expunged(self, uids):
-        """`* n EXPUNGE` for each, highest number first so every number is current."""
+        """`* n EXPUNGE` for each, highest number first so every number is current;
+        once QRESYNC is enabled one `* VANISHED uid-set` instead (RFC 7162 §3.2.10)."""
+        from imap.sequence import format_uid_set
+
         gone = set(uids)
         if not gone:
             return
         # REMOVEFROM goes first, while its message numbers are valid (RFC 5267 §4.3.4).
         self.contexts.expunging(gone)
-        for number in range(len(self.uids), 0, -1):
-            if self.uids[number - 1] in gone:
-                self.session.send(b"* %d EXPUNGE\r\n" % number)
+        if self.session.qresync:
+            self.session.send(b"* VANISHED " + format_uid_set(
+                sorted(u for u in self.uids if u in gone)) + b"\r\n")
+        else:
+            for number in range(len(self.uids), 0, -1):
+                if self.uids[number - 1] in gone:
+                    self.session.send(b"* %d EXPUNGE\r\n" % number)
         self.uids = [u for u in self.uids if u not in gone]
         self.recent -= gone
 

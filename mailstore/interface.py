@@ -39,7 +39,12 @@ Mailbox:
     changed() -> bool, refresh() -> bool (re-read if changed)
     reading()             context manager around reading message text
     claim_recent() -> {uid}  \\Recent for this session; read-only: none taken
-    store_flags(uids, mode "+" | "-" | "", flag bits, keywords)
+    store_flags(uids, mode "+" | "-" | "", flag bits, keywords, unchanged_since=None)
+                          -> {uid} left alone because their modseq is above
+                          unchanged_since (RFC 7162 UNCHANGEDSINCE)
+    modseqs               a mailstore.modseq.ModseqLog: highest, of(uid),
+                          expunged_since(modseq), available (False: NOMODSEQ);
+                          brought up to date whenever the driver re-reads
     expunge(uids=None) -> [uid]   \\Deleted ones (only those in uids if given)
     append([(data, flag bits, keywords, (unix seconds, zone minutes))]) -> [uid]
     commit(seen_uids=(), expunge=False) -> count   POP3's UPDATE state: mark

@@ -21,7 +21,7 @@ import os
 import socket
 import time
 
-from mailstore import StoreError
+from mailstore import StoreError, modseq
 from mailstore import maildiruidlist as uidfile
 from mailstore.mboxformat import ANSWERED, DELETED, DRAFT, FLAGGED, OLD, SEEN
 from mailstore.sessionlock import SessionLock, held_elsewhere
@@ -133,6 +133,7 @@ class MaildirMailbox:
         self._seen_state = None
         self._racy = False
         self._keywords_changed = False
+        self.modseqs = modseq.ModseqLog(None)
 
     # -- opening and scanning --------------------------------------------
 
@@ -145,6 +146,7 @@ class MaildirMailbox:
         except OSError as error:
             raise StoreError(StoreError.NO_PERMISSION, "cannot open mailbox: %s"
                              % error.strerror) from None
+        self.modseqs = self.store.modseq_log(self.path, os.fstat(self._dir_fd).st_ino)
         if exclusive_session:
             try:
                 self.session_lock = SessionLock(self._dir_fd).acquire()
@@ -184,6 +186,27 @@ class MaildirMailbox:
         return listing
 
     def _scan(self):
+        """Scan the folder, then give what changed its modseqs."""
+        self._scan_folder()
+        self._record_modseqs()
+
+    def _record_modseqs(self):
+        """Record changes in the shared modseq file (mailstore.modseq).
+
+        Renames take no lock, so the view compared with the file is a scan
+        made under the file's lock: no older view can overwrite a newer record.
+        """
+        with self.modseqs.locked() as ready:
+            if not ready:
+                return
+            if self._state() != self._seen_state:
+                self._scan_folder()
+            highest = self.modseqs.highest
+            self.modseqs.update(self.uidvalidity, self.messages)
+            if self.modseqs.highest != highest:
+                self._restamp()  # a flag set and cleared again elsewhere is a change too
+
+    def _scan_folder(self):
         """Read the uidlist, keywords and directories; new files get UIDs under the lock."""
         state = self._state()
         self._read_keywords()
@@ -250,8 +273,9 @@ class MaildirMailbox:
         self._restamp()
 
     def _restamp(self):
-        """A digest of what a session reports: UIDs, flags, keywords, UIDVALIDITY."""
-        digest = hashlib.sha256(b"%d %r" % (self.uidvalidity, self.keywords))
+        """A digest of what a session reports: UIDs, flags, keywords, UIDVALIDITY, HIGHESTMODSEQ."""
+        digest = hashlib.sha256(b"%d %r %d" % (self.uidvalidity, self.keywords,
+                                               self.modseqs.highest))
         for message in self.messages:
             digest.update(b"%d %d %r;" % (message.uid, message.flags, message.keywords))
         self.stamp = digest.digest()
@@ -482,8 +506,13 @@ class MaildirMailbox:
         if self.readonly:
             raise StoreError(StoreError.NO_PERMISSION, "mailbox is read-only")
 
-    def store_flags(self, uids, mode, bits, keywords):
-        """Add (+), remove (-) or set ("") flags and keywords, on each file's current flags."""
+    def store_flags(self, uids, mode, bits, keywords, unchanged_since=None):
+        """Add (+), remove (-) or set ("") flags and keywords, on each file's current flags.
+
+        Under the modseq file's lock, so that UNCHANGEDSINCE (RFC 7162 §3.1.3)
+        and the change are one step for every pyimapd process; returns the
+        UIDs left alone because their modseq is above unchanged_since.
+        """
         self._writable()
         self.refresh()
         if mode != "-" and keywords:
@@ -496,11 +525,17 @@ class MaildirMailbox:
                 return flags & ~bits, tuple(k for k in names if k not in keywords)
             return bits, tuple(dict.fromkeys(keywords))
 
-        wanted = set(uids)
-        for message in self.messages:
-            if message.uid in wanted:
-                self._rename(message, change)
-        self._changed_by_us()
+        with self.modseqs.locked():
+            self._record_modseqs()
+            wanted = set(uids)
+            refused = (set() if unchanged_since is None
+                       else self.modseqs.changed_after(wanted, unchanged_since))
+            for message in self.messages:
+                if message.uid in wanted and message.uid not in refused:
+                    self._rename(message, change)
+            self._changed_by_us()
+            self._record_modseqs()
+        return refused
 
     def _refuse_under_pop3(self):
         """An expunge while another POP3 session holds the folder is refused, as for mbox."""
@@ -518,6 +553,7 @@ class MaildirMailbox:
         removed = set(gone)
         self.messages = [m for m in self.messages if m.uid not in removed]
         self._changed_by_us()
+        self._record_modseqs()
         return gone
 
     def _unlink(self, message, still_deleted):
@@ -554,6 +590,7 @@ class MaildirMailbox:
                 self._rename(message, lambda flags, names, bits=bits: (flags | bits, names))
         self.messages = [m for m in self.messages if m.uid not in doomed]
         self._changed_by_us()
+        self._record_modseqs()
         return removed
 
     def append(self, items):
@@ -663,6 +700,7 @@ class MaildirMailbox:
         if self.session_lock:
             self.session_lock.release()
             self.session_lock = None
+        self.modseqs.close()
         if self._dir_fd is not None:
             os.close(self._dir_fd)
             self._dir_fd = None

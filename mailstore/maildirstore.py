@@ -12,6 +12,7 @@ open folder is a mailstore.maildir.MaildirMailbox.
 
 import contextlib
 import fcntl
+import hashlib
 import os
 import shutil
 
@@ -58,6 +59,19 @@ class MaildirStore:
         self.user = user
         self.log = log or (lambda priority, message: None)
         self.fs_layout = location.layout == "fs"
+
+    def modseq_log(self, path, inode):
+        """The shared modseq file of a folder (mailstore.modseq), in the user's index
+        directory (the folder itself is Dovecot's), named by its path and inode."""
+        from mailstore import modseq
+
+        name = hashlib.sha256(os.fsencode(path)).hexdigest()[:24]
+        log_path = os.path.join(self.location.index_dir, "modseq-%s-%x" % (name, inode))
+        try:
+            os.makedirs(self.location.index_dir, mode=0o700, exist_ok=True)
+        except OSError:
+            return modseq.unavailable(log_path, self.log)
+        return modseq.ModseqLog(log_path, self.log)
 
     # -- names and paths --------------------------------------------------
 

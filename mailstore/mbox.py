@@ -15,7 +15,7 @@ import socket
 import stat
 import time
 
-from mailstore import StoreError, journal, mboxindex
+from mailstore import StoreError, journal, mboxindex, modseq
 from mailstore import mboxformat as fmt
 from mailstore.fromline import format_from_line, parse_from_line
 from mailstore.locking import lock_mbox
@@ -56,6 +56,9 @@ class MboxMailbox:
         self.dirty = False
         self.session_lock = None
         self.layout = None
+        # RFC 7162 modseqs, shared on disk (mailstore.modseq); none while the file is missing.
+        self.modseqs = modseq.ModseqLog(None)
+        self._modseq_candidates = None
 
     # -- opening and parsing ---------------------------------------------
 
@@ -69,6 +72,7 @@ class MboxMailbox:
             return
         self.fd = fd
         self.identity = self._identity()
+        self.modseqs = self.store.modseq_log(self.path, self.identity)
         if exclusive_session:
             try:
                 self.session_lock = SessionLock(fd).acquire()
@@ -110,6 +114,13 @@ class MboxMailbox:
             self.store.log("err", "mailbox %s is owned by uid %d, not by the user"
                            % (self.path, st.st_uid))
             raise StoreError(StoreError.NO_PERMISSION, "mailbox is not owned by the user")
+
+    def _record_modseqs(self):
+        """Give changes (ours, or another program's) their modseqs: called whenever the
+        messages were (re)read, always under a lock with every known message there.
+        After our own same-size patches only the patched messages need comparing."""
+        candidates, self._modseq_candidates = self._modseq_candidates, None
+        self.modseqs.sync(self.uidvalidity, self.messages, candidates)
 
     def _identity(self):
         st = os.fstat(self.fd)
@@ -222,6 +233,7 @@ class MboxMailbox:
 
     def _parsed(self):
         """Remember what the file looked like, to notice anyone's later change."""
+        self._record_modseqs()
         self.stamp = self._file_stamp()
 
     def _layout_digest(self):
@@ -452,20 +464,24 @@ class MboxMailbox:
     def _unclaimed(self):
         return {m.uid for m in self.messages if not m.flags & fmt.OLD}
 
-    def store_flags(self, uids, mode, bits, keywords):
+    def store_flags(self, uids, mode, bits, keywords, unchanged_since=None):
         """Add (+), remove (-) or set ("") flags and keywords on messages by UID.
 
         Applied to the file's current state under the write lock, so a change
         another session made meanwhile to other flags is kept. UIDs expunged
-        meanwhile are skipped.
+        meanwhile are skipped. Returns the UIDs left alone because their
+        modseq is above unchanged_since (RFC 7162 §3.1.3).
         """
         wanted = set(uids)
         with self._write_lock(), self._undone_on_failure():
+            refused = modseq.refused(self.modseqs, self.uidvalidity, self.messages, wanted,
+                                     unchanged_since)
             if mode != "-":
                 self._add_keywords(keywords)
-            for message in self._messages_by_uid(wanted):
+            for message in self._messages_by_uid(wanted - refused):
                 self._apply_flags(message, mode, bits, keywords)
             self._write_changes()
+        return refused
 
     def expunge(self, uids=None):
         """Remove \\Deleted messages (only those in uids if given); return their UIDs."""
@@ -840,6 +856,7 @@ class MboxMailbox:
     def _after_patches(self):
         """Same-size header patches moved no message: re-find only the patched metadata."""
         patched = self._dirty_messages()
+        self._modseq_candidates = patched
         for message in ([self.pseudo] if self.pseudo else []) + self.messages[:1] + patched:
             self._rescan_header(message)
             message.dirty = False
@@ -993,6 +1010,7 @@ class MboxMailbox:
             self.session_lock.release()
             self.session_lock = None
         self._unmap()
+        self.modseqs.close()
         if self.fd is not None:
             os.close(self.fd)
             self.fd = None

@@ -117,6 +117,17 @@ class MboxStore:
         """The journal file for a mailbox, in the user's index directory."""
         return self._sidecar_path("journal", path, identity)
 
+    def modseq_log(self, path, identity):
+        """The shared modseq file of a mailbox (mailstore.modseq), in the user's index directory."""
+        from mailstore import modseq
+
+        path = self._sidecar_path("modseq", path, identity)
+        try:
+            self.ensure_index_dir()
+        except StoreError:
+            return modseq.unavailable(path, self.log)
+        return modseq.ModseqLog(path, self.log)
+
     def _sidecar_path(self, kind, path, identity):
         """A per-mailbox file named by its path's hash and inode, so a new file gets a new one."""
         name = hashlib.sha256(os.fsencode(path)).hexdigest()[:24]
