@@ -308,11 +308,7 @@ class MboxMailbox:
         pages = fmt.PageRelease(self.map)
         for index, message in enumerate(messages):
             pages.consumed(message.end - message.start)
-            meta = fmt.read_meta(self.map, message)
-            message.flags = fmt.flags_from_letters(meta.status)
-            message.keywords = tuple(k.decode("ascii", "replace") for k in (meta.keywords or ())
-                                     if k.decode("ascii", "replace") in known)
-            message.size = fmt.compute_size(self.map, message)
+            meta = self._take_metadata(message, known)
             if meta.bogus or (index and (meta.imap or meta.imapbase)):
                 self._mark_dirty(message)
             uid = int(meta.uid) if trusted and meta.uid and meta.uid.isdigit() else 0
@@ -325,6 +321,15 @@ class MboxMailbox:
             self.last_uid = max(self.last_uid, uid)
             previous = uid
         return True
+
+    def _take_metadata(self, message, known):
+        """Flags, keywords (those in the mailbox's list) and size from the file; the metadata."""
+        meta = fmt.read_meta(self.map, message)
+        message.flags = fmt.flags_from_letters(meta.status)
+        message.keywords = tuple(k.decode("ascii", "replace") for k in (meta.keywords or ())
+                                 if k.decode("ascii", "replace") in known)
+        message.size = fmt.compute_size(self.map, message)
+        return meta
 
     # -- reading ---------------------------------------------------------
 
@@ -580,9 +585,9 @@ class MboxMailbox:
         self._remap(size)
         self._note_read(sum(m.body - m.start for m in known))
         changed = [m for m in known if fmt.fingerprint(self.map, m) != m.check]
-        if not (self._rescan_patched(changed) and self._take_file_base()):
+        if not (self._rescan_patched(changed) and self._take_file_base()
+                and self._take_patched_metadata(changed)):
             return False
-        self._take_patched_metadata(changed)
         # New mail can change where the last known message ends (the separator
         # before the new From_ line), so that one is read again with it.
         last = self.messages.pop()
@@ -600,16 +605,16 @@ class MboxMailbox:
         return True
 
     def _take_patched_metadata(self, changed):
-        """Flags and keywords of the patched messages, as a full read takes them."""
+        """Flags and keywords of the patched messages, as a full read takes them; False
+        if a patch gave one another X-UID (then only a full read is right)."""
         known = set(self.keywords)
         for message in changed:
             if message is self.pseudo:
                 continue
-            meta = fmt.read_meta(self.map, message)
-            message.flags = fmt.flags_from_letters(meta.status)
-            message.keywords = tuple(k.decode("ascii", "replace") for k in (meta.keywords or ())
-                                     if k.decode("ascii", "replace") in known)
-            message.size = fmt.compute_size(self.map, message)
+            meta = self._take_metadata(message, known)
+            if meta.uid and meta.uid.isdigit() and int(meta.uid) != message.uid:
+                return False
+        return True
 
     def _file_base(self):
         """(uidvalidity, last UID, keywords) as the file holds them now, or None."""
