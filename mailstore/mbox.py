@@ -459,7 +459,9 @@ class MboxMailbox:
                         self._mark_dirty(message)
                 self._write_changes()
         except StoreError as error:
-            if error.kind not in (StoreError.TEMPORARY, StoreError.IN_USE):
+            # Without a UID base in the file our UIDVALIDITY is made up, and the
+            # next writer (a POP3 QUIT) would make up another: refuse as before.
+            if error.kind not in (StoreError.TEMPORARY, StoreError.IN_USE) or self.dirty:
                 raise
             self.store.log("warning", "cannot mark new mail in %s as seen: %s"
                            % (self.path, error))

@@ -14,6 +14,7 @@ import time
 import pytest
 
 from auth import Principal
+from mailstore import StoreError
 from mailstore import mboxformat as fmt
 from mailstore import open_store
 from server.config import Config
@@ -144,13 +145,17 @@ def test_uidvalidity_of_an_unwritten_base_stays_while_a_pop3_session_holds_the_f
     pop3 = spool.open(exclusive_session=True)
     imap = spool.open()
     try:
-        imap.claim_recent()  # refused underneath (a POP3 session holds the file)
         shown = imap.uidvalidity
         for number in range(4, 7):
+            # Writing the base would move data under the POP3 session: refused, and
+            # refused loudly, since the UIDVALIDITY is not in the file yet.
+            with pytest.raises(StoreError) as refused:
+                imap.claim_recent()
+            assert refused.value.kind == StoreError.IN_USE
+            assert imap.uidvalidity == shown
             time.sleep(1.05)
             mta_append(spool.path, delivery(number))
             imap.refresh()
-            imap.claim_recent()
             assert imap.uidvalidity == shown
             assert [m.uid for m in imap.messages] == list(range(1, number + 1))
     finally:
