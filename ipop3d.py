@@ -58,18 +58,35 @@ class Maildrop:
         self.recent = {i for i, m in enumerate(self.messages, 1) if not m.flags & OLD}
         self.first_last = max(self.initially_seen, default=0)
         self.last = self.first_last
+        self._sizes = None
 
     def size(self, number):
         """UW's POP3 size: the CRLF size plus its 12-byte synthesized Status: line."""
-        return self.messages[number - 1].size + 12
+        return self.sizes()[number - 1]
 
-    def live(self):
-        """(number, message) for every message not marked for deletion."""
-        return [(i, m) for i, m in enumerate(self.messages, 1) if i not in self.deleted]
+    def sizes(self):
+        """Every message's size, worked out once: STAT and LIST each need all of them."""
+        if self._sizes is None:
+            self._sizes = [m.size + 12 for m in self.messages]
+        return self._sizes
+
+    def total_size(self):
+        return sum(self.sizes()) - sum(self.size(i) for i in self.deleted)
 
     def uidl(self, number):
         """UW's unique id: UIDVALIDITY and UID as 8 lowercase hex digits each."""
         return "%08x%08x" % (self.mailbox.uidvalidity, self.messages[number - 1].uid)
+
+    def size_listing(self):
+        """`n size` for every live message (LIST without an argument)."""
+        sizes, deleted = self.sizes(), self.deleted
+        return ["%d %d" % (i, size) for i, size in enumerate(sizes, 1) if i not in deleted]
+
+    def uidl_listing(self):
+        """`n unique-id` for every live message (UIDL without an argument)."""
+        prefix, deleted = "%08x" % self.mailbox.uidvalidity, self.deleted
+        return ["%d %s%08x" % (i, prefix, m.uid) for i, m in enumerate(self.messages, 1)
+                if i not in deleted]
 
     def status_line(self, number):
         seen = "R" if number in self.initially_seen else " "
@@ -242,9 +259,7 @@ class Pop3Session(QueuedReplies):
         return caps
 
     def multiline(self, first, lines):
-        self.send(("%s\r\n" % first).encode("ascii")
-                             + b"".join(line.encode("ascii") + b"\r\n" for line in lines)
-                             + b".\r\n")
+        self.send(("\r\n".join([first, *lines, "."]) + "\r\n").encode("ascii"))
 
     def cmd_capa(self, argument):
         self.multiline("+OK Capability list follows:", self.capabilities())
@@ -411,22 +426,24 @@ class Pop3Session(QueuedReplies):
         return number
 
     def cmd_stat(self, argument):
-        live = self.maildrop.live()
-        self.reply("+OK %d %d" % (len(live), sum(self.maildrop.size(i) for i, _ in live)))
+        drop = self.maildrop
+        self.reply("+OK %d %d" % (len(drop.messages) - len(drop.deleted), drop.total_size()))
 
     def cmd_list(self, argument):
-        self.scan_listing(argument, "Mailbox scan listing follows", self.maildrop.size)
+        self.scan_listing(argument, "Mailbox scan listing follows", self.maildrop.size,
+                          self.maildrop.size_listing)
 
     def cmd_uidl(self, argument):
-        self.scan_listing(argument, "Unique-ID listing follows", self.maildrop.uidl)
+        self.scan_listing(argument, "Unique-ID listing follows", self.maildrop.uidl,
+                          self.maildrop.uidl_listing)
 
-    def scan_listing(self, argument, title, value):
+    def scan_listing(self, argument, title, value, listing):
         if argument.strip():
             number = self.message_number(argument)
             if number:
                 self.reply("+OK %d %s" % (number, value(number)))
             return
-        self.multiline("+OK " + title, ["%d %s" % (i, value(i)) for i, _ in self.maildrop.live()])
+        self.multiline("+OK " + title, listing())
 
     def cmd_retr(self, argument):
         number = self.message_number(argument)

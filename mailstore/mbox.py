@@ -178,15 +178,17 @@ class MboxMailbox:
         self.keywords = index.keywords
         self.messages = index.messages
         self._touched = []
-        for message, check in zip(([self.pseudo] if self.pseudo else []) + self.messages,
-                                  index.checks):
-            message.check = check
         self.layout = index.layout
         self.dirty = False
         # An index that still matches the file exactly need not be written again at close
         # (that would hash every message's header: O(mailbox) for a reopen).
         self.indexed_stamp = index.stamp
         if self.size == index.indexed_size:
+            if index.stamp == self._file_stamp() and self.modseqs.unchanged_since(
+                    index.modseq_mark):
+                # Neither the mailbox nor the modseq file changed since they last agreed
+                # on these messages: there is nothing to compare (O(mailbox) otherwise).
+                self._modseq_candidates = []
             return True
         if not self.messages:
             return False
@@ -211,7 +213,7 @@ class MboxMailbox:
             self.store.ensure_index_dir()
         except StoreError:
             return
-        mboxindex.save(self._index_path(), self)
+        mboxindex.save(self._index_path(), self, self.modseqs.mark())
         self.indexed_stamp = self.stamp
 
     def _save_field_cache(self):
@@ -718,7 +720,10 @@ class MboxMailbox:
             raise StoreError(StoreError.TEMPORARY, "mailbox shrank from %d to %d bytes"
                              % (self.size, st.st_size))
         if st.st_size == self.size:
-            self._check_layout()
+            # An unchanged stamp is trusted here as in _write_lock: hashing every
+            # From_ line (O(mailbox)) only to learn that nobody wrote is not needed.
+            if self.changed():
+                self._check_layout()
             return
         old_size = self._remap(st.st_size)
         self._check_layout()

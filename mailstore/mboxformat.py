@@ -5,6 +5,7 @@ boundaries, read UW's metadata headers, and render them again. No locking,
 no file handling: that is mailstore.mbox's concern.
 """
 
+import gc
 import mmap
 import re
 import struct
@@ -146,6 +147,40 @@ class Message:
         message = cls(0, 0, 0, 0, ())
         message._where = numbers + hidden
         return message
+
+
+def packed_records(messages):
+    """The messages' packed offsets, sizes and spans, as (lengths, one bytes object)."""
+    wheres = [message._where for message in messages]
+    return array("i", map(len, wheres)), b"".join(wheres)
+
+
+def from_packed_records(lengths, records, uids, flags, checks):
+    """Messages again from packed_records() output and their uid, flag and check columns.
+
+    Reopening a 100,000-message mailbox builds all of them, so this skips
+    __init__ (which would pack offsets only to throw them away) and the
+    cyclic garbage collector, which would otherwise walk the growing list
+    every few hundred new objects for nothing.
+    """
+    new, messages = Message.__new__, []
+    append, position = messages.append, 0
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        for length, uid, flag, check in zip(lengths, uids, flags, checks):
+            message = new(Message)
+            message._where = records[position:position + length]
+            position += length
+            message.uid, message.flags, message.check = uid, flag, check
+            message.keywords, message.dirty, message.base = (), False, None
+            append(message)
+    finally:
+        if collecting:
+            gc.enable()
+    if position != len(records):
+        raise ValueError("packed records and their lengths disagree")
+    return messages
 
 
 def pack_numbers(start, header, body, end, size):

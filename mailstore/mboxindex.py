@@ -22,7 +22,7 @@ from array import array
 from mailstore import mboxformat as fmt
 from mailstore import sidecarfile
 
-FORMAT = 3
+FORMAT = 4
 # Below this many messages a scan is as cheap as loading an index.
 MIN_MESSAGES = 200
 
@@ -35,12 +35,13 @@ class Index:
     """
 
     __slots__ = ("stamp", "uidvalidity", "last_uid", "keywords", "pseudo", "messages",
-                 "checks", "layout")
+                 "checks", "layout", "modseq_mark")
 
-    def __init__(self, stamp, uidvalidity, last_uid, keywords, pseudo, messages, checks, layout):
+    def __init__(self, stamp, uidvalidity, last_uid, keywords, pseudo, messages, checks, layout,
+                 modseq_mark=None):
         self.stamp, self.uidvalidity, self.last_uid = stamp, uidvalidity, last_uid
         self.keywords, self.pseudo, self.messages, self.layout = keywords, pseudo, messages, layout
-        self.checks = checks
+        self.checks, self.modseq_mark = checks, modseq_mark
 
     @property
     def indexed_size(self):
@@ -60,68 +61,59 @@ def _fingerprints(buf, messages):
         yield fingerprint(buf, message)
 
 
-# Per-message integer columns, stored as arrays so loading them is one copy each.
-_COLUMNS = ("start", "header", "body", "end", "uid", "flags", "size")
-# A hidden span is two 8-byte offsets, packed as the Message keeps them.
-_SPAN_BYTES = 16
+def _check_of(buf, message):
+    """The message's fingerprint: kept from its last read, computed if unknown."""
+    return message.check if message.check is not None else fingerprint(buf, message)
 
 
-def _pack_messages(buf, messages):
-    """Yield the parts of the messages' record, one at a time so each is written and freed:
-    columns of their integers, their fingerprints, hidden-span counts, the spans, keywords."""
-    yield [array("q", (getattr(m, name) for m in messages)).tobytes() for name in _COLUMNS]
-    yield array("q", _fingerprints(buf, messages)).tobytes()
-    yield array("q", (len(m.packed_hidden) // _SPAN_BYTES for m in messages)).tobytes()
-    # Grown in place: b"".join would first list 100,000 slices (32 MB at close).
-    spans = bytearray()
-    for message in messages:
-        spans += message.packed_hidden
-    yield spans
-    del spans
-    yield {i: m.keywords for i, m in enumerate(messages) if m.keywords}
+def _write_group(handle, buf, messages):
+    """One group (the pseudo-message, or the messages): a marshal record of its columns,
+    then the raw bytes of its packed records, read back in one piece."""
+    lengths, records = fmt.packed_records(messages)
+    columns = (len(messages), lengths.tobytes(),
+               array("q", (m.uid for m in messages)).tobytes(),
+               array("q", (m.flags for m in messages)).tobytes(),
+               array("q", (_check_of(buf, m) for m in messages)).tobytes(),
+               {i: list(m.keywords) for i, m in enumerate(messages) if m.keywords},
+               len(records))
+    marshal.dump(columns, handle)
+    handle.write(records)
 
 
-_PARTS = 5
+def _read_group(handle):
+    """([Message], their fingerprints) as _write_group wrote them."""
+    count, lengths, uids, flags, checks, keywords, size = marshal.load(handle)
+    records = handle.read(size)
+    lengths, checks = _ints(lengths, "i"), _ints(checks)
+    if len(records) != size or not len(lengths) == len(checks) == count:
+        raise ValueError("index group is truncated")
+    messages = fmt.from_packed_records(lengths, records, _ints(uids), _ints(flags), checks)
+    for i, words in keywords.items():
+        messages[i].keywords = tuple(words)
+    return messages, checks
 
 
-def _unpack_messages(packed):
-    """([Message], their fingerprints) from _pack_messages' output."""
-    columns, checks, counts, spans, keywords = packed
-    starts, headers, bodies, ends, uids, flags, sizes = (_ints(c) for c in columns)
-    entries, position = [], 0
-    for i, (start, header, body, end, size, count) in enumerate(
-            zip(starts, headers, bodies, ends, sizes, _ints(counts))):
-        numbers = fmt.pack_numbers(start, header, body, end, size)
-        message = fmt.Message.packed(numbers, spans[position:position + count * _SPAN_BYTES])
-        position += count * _SPAN_BYTES
-        message.uid, message.flags = uids[i], flags[i]
-        if i in keywords:
-            message.keywords = tuple(keywords[i])
-        entries.append(message)
-    return entries, _ints(checks)
-
-
-def _ints(data):
-    values = array("q")
+def _ints(data, kind="q"):
+    values = array(kind)
     values.frombytes(data)
     return values
 
 
-def save(path, mailbox):
+def save(path, mailbox, modseq_mark=None):
     """Write the index for an open, fully written mailbox (atomically: temp file + rename).
 
-    The file is a sequence of marshal records: the header, then the parts of
-    the pseudo-message's and the messages' records.
+    The file is a marshal header, then the pseudo-message's group and the
+    messages' group. `modseq_mark` says where the modseq file stood when it
+    last matched these messages (mailstore.modseq.ModseqLog.mark).
     """
     buf = mailbox.map
     header = (FORMAT, mailbox.identity, mailbox.stamp, mailbox.uidvalidity, mailbox.last_uid,
-              list(mailbox.keywords), mailbox.layout)
+              list(mailbox.keywords), mailbox.layout, modseq_mark)
 
     def write(handle):
         marshal.dump(header, handle)
-        for messages in ([mailbox.pseudo] if mailbox.pseudo else [], mailbox.messages):
-            for part in _pack_messages(buf, messages):
-                marshal.dump(part, handle)
+        _write_group(handle, buf, [mailbox.pseudo] if mailbox.pseudo else [])
+        _write_group(handle, buf, mailbox.messages)
 
     sidecarfile.write_replacing(path, write)
 
@@ -133,19 +125,15 @@ def load(path, identity):
             header = marshal.load(handle)
             if header[0] != FORMAT or tuple(header[1]) != tuple(identity):
                 return None
-            pseudo = [marshal.load(handle) for _ in range(_PARTS)]
-            messages = [marshal.load(handle) for _ in range(_PARTS)]
-        _, _, stamp, uidvalidity, last_uid, keywords, layout = header
-    except (OSError, EOFError, ValueError, TypeError, IndexError):
-        return None
-    try:
-        pseudo, pseudo_checks = _unpack_messages(pseudo)
-        messages, checks = _unpack_messages(messages)
-        if len(pseudo) > 1 or len(checks) != len(messages):
+            pseudo, pseudo_checks = _read_group(handle)
+            messages, checks = _read_group(handle)
+        _, _, stamp, uidvalidity, last_uid, keywords, layout, modseq_mark = header
+        if len(pseudo) > 1:
             return None
         return Index(tuple(stamp), uidvalidity, last_uid, list(keywords),
-                     pseudo[0] if pseudo else None, messages, pseudo_checks + checks, layout)
-    except (TypeError, ValueError, IndexError, struct.error):
+                     pseudo[0] if pseudo else None, messages, pseudo_checks + checks, layout,
+                     tuple(modseq_mark) if modseq_mark else None)
+    except (OSError, EOFError, ValueError, TypeError, IndexError, AttributeError, struct.error):
         return None
 
 

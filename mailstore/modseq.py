@@ -29,9 +29,11 @@ margin), so above anything handed out before: clients resynchronise fully,
 which is correct, and never see a modseq go backwards.
 """
 
+import bisect
 import contextlib
 import errno
 import fcntl
+import itertools
 import marshal
 import os
 import time
@@ -65,26 +67,66 @@ def flag_key(message):
 
 
 class ModseqState:
-    """The modseqs of one mailbox in memory: per UID, and the expunged UIDs."""
+    """The modseqs of one mailbox in memory: per UID, and the expunged UIDs.
 
-    def __init__(self, highest, forgotten):
+    What the snapshot held stays in its columns (sorted UIDs, their modseqs
+    and flags), looked up by bisection: loading it for a 100,000-message
+    mailbox is three array copies, where a dict took 17 MB and a tenth of a
+    second. Records read or made since the snapshot go to `changed` and
+    `removed` on top of it.
+    """
+
+    def __init__(self, highest, forgotten, columns=None, expunged=None):
         self.highest = highest
         # Expunges at or below this modseq may be forgotten: a client asking
         # about an older modseq is told every UID that is missing.
         self.forgotten = forgotten
-        self.known = {}      # uid -> (modseq, flags, keywords)
-        self.expunged = {}   # uid -> modseq
-        self.records = 0     # records since the snapshot
+        self.uids, self.modseqs, self.flags, self.keywords = columns or (
+            array("q"), array("q"), array("q"), {})
+        self.changed = {}        # uid -> (modseq, flags, keywords), newer than the columns
+        self.removed = set()     # UIDs in the columns expunged since
+        self.expunged = expunged if expunged is not None else {}  # uid -> modseq
+        self.count = len(self.uids)   # UIDs with a record
+        self.records = 0         # records since the snapshot
+
+    def record(self, uid):
+        """(modseq, flags, keywords) recorded for a UID still here, or None."""
+        found = self.changed.get(uid)
+        if found is not None:
+            return found
+        at = self._position(uid)
+        if at is None or uid in self.removed:
+            return None
+        return self.modseqs[at], self.flags[at], self.keywords.get(at, ())
+
+    def _position(self, uid):
+        at = bisect.bisect_left(self.uids, uid)
+        return at if at < len(self.uids) and self.uids[at] == uid else None
 
     def note_flags(self, modseq, uid, flags, keywords):
-        self.known[uid] = (modseq, flags, keywords)
+        if self.record(uid) is None:
+            self.count += 1
+        self.changed[uid] = (modseq, flags, keywords)
+        self.removed.discard(uid)
         self.expunged.pop(uid, None)
         self.highest = max(self.highest, modseq)
 
     def note_expunge(self, modseq, uid):
-        if self.known.pop(uid, None) is not None or uid not in self.expunged:
+        if self.record(uid) is not None:
+            self.count -= 1
+            self.changed.pop(uid, None)
+            if self._position(uid) is not None:
+                self.removed.add(uid)
+            self.expunged[uid] = modseq
+        elif uid not in self.expunged:
             self.expunged[uid] = modseq
         self.highest = max(self.highest, modseq)
+
+    def known_uids(self):
+        """Every UID with a record, ascending."""
+        removed, changed = self.removed, self.changed
+        kept = (uid for uid in self.uids if uid not in removed and uid not in changed)
+        return sorted(itertools.chain(kept, changed))
 
     def differences(self, messages, candidates=None):
         """(messages whose flags differ from the record, UIDs recorded but gone).
@@ -92,15 +134,15 @@ class ModseqState:
         With `candidates` only those messages are compared and nothing is
         taken as gone: the caller knows nothing else changed.
         """
-        known = self.known
+        record = self.record
         if candidates is not None:
-            return [m for m in candidates if _differs(known.get(m.uid), m)], []
-        changed = [m for m in messages if _differs(known.get(m.uid), m)]
-        new = sum(1 for m in changed if m.uid not in known)
-        if len(known) + new == len(messages):
+            return [m for m in candidates if _differs(record(m.uid), m)], []
+        changed = [m for m in messages if _differs(record(m.uid), m)]
+        new = sum(1 for m in changed if record(m.uid) is None)
+        if self.count + new == len(messages):
             return changed, []
         present = {m.uid for m in messages}
-        return changed, [uid for uid in known if uid not in present]
+        return changed, [uid for uid in self.known_uids() if uid not in present]
 
     def forget_old_expunges(self):
         """Keep the newest MAX_EXPUNGED expunged UIDs; remember up to where we forgot."""
@@ -146,13 +188,15 @@ class ModseqLog:
 
     def of(self, uid):
         """The modseq of a message; one not recorded yet counts as changed now."""
-        record = self.state.known.get(uid) if self.state else None
+        record = self.state.record(uid) if self.state else None
         return record[0] if record else self.highest
 
     def changed_after(self, uids, since):
         """The UIDs (of messages still here) whose modseq is above `since`."""
-        known = self.state.known if self.state else {}
-        return {uid for uid in uids if uid in known and known[uid][0] > since}
+        if self.state is None:
+            return set()
+        records = ((uid, self.state.record(uid)) for uid in uids)
+        return {uid for uid, record in records if record is not None and record[0] > since}
 
     def expunged_since(self, modseq):
         """(UIDs expunged after modseq, complete): not complete when older expunges
@@ -161,6 +205,28 @@ class ModseqLog:
             return set(), False
         gone = {uid for uid, at in self.state.expunged.items() if at > modseq}
         return gone, modseq >= self.state.forgotten
+
+    def mark(self):
+        """Where the file stands while this process's copy matches it: (inode, size),
+        or None. The mbox index keeps it, so that a later open can tell that nobody
+        recorded anything since (see `unchanged_since`)."""
+        if self.fd is None or self.state is None or self.uidvalidity is None:
+            return None
+        try:
+            st = os.fstat(self.fd)
+        except OSError:
+            return None
+        return (st.st_ino, self.offset) if st.st_size == self.offset else None
+
+    def unchanged_since(self, mark):
+        """True when the file is still exactly as `mark` found it."""
+        if mark is None or not self.available or self.path is None:
+            return False
+        try:
+            st = os.stat(self.path, follow_symlinks=False)
+        except OSError:
+            return False
+        return (st.st_ino, st.st_size) == tuple(mark)
 
     # -- keeping the file --------------------------------------------------
 
@@ -202,7 +268,7 @@ class ModseqLog:
             changed, gone = self.state.differences(messages, candidates)
             if changed or gone:
                 self._append(changed, gone)
-            if self.state.records > max(COMPACT_MIN_RECORDS, len(self.state.known)):
+            if self.state.records > max(COMPACT_MIN_RECORDS, self.state.count):
                 self._compact()
         except OSError as error:
             self.log("warning", "cannot update modseq file %s: %s" % (self.path, error.strerror))
@@ -285,10 +351,12 @@ class ModseqLog:
         floor = clock_modseq() + REBUILD_MARGIN
         if self.state is not None:
             floor = max(floor, self.state.highest + 1)
-        state = ModseqState(floor, floor)
-        for message in messages:
-            state.note_flags(floor, message.uid, *flag_key(message))
-        self.state, self.uidvalidity = state, uidvalidity
+        ordered = sorted(messages, key=lambda m: m.uid)
+        keys = [flag_key(m) for m in ordered]
+        columns = (array("q", (m.uid for m in ordered)), array("q", [floor]) * len(ordered),
+                   array("q", (flags for flags, _ in keys)),
+                   {i: keywords for i, (_, keywords) in enumerate(keys) if keywords})
+        self.state, self.uidvalidity = ModseqState(floor, floor, columns), uidvalidity
         self._write_snapshot(replace=os.fstat(self.fd).st_size > 0)
 
     def _compact(self):
@@ -379,8 +447,8 @@ def _apply_record(state, line):
 
 
 def _pack(state):
-    uids = sorted(state.known)
-    records = [state.known[uid] for uid in uids]
+    uids = state.known_uids()
+    records = [state.record(uid) for uid in uids]
     keywords = {i: list(r[2]) for i, r in enumerate(records) if r[2]}
     expunged = sorted(state.expunged)
     return (state.highest, state.forgotten, array("q", uids).tobytes(),
@@ -392,14 +460,12 @@ def _pack(state):
 
 def _unpack(packed):
     highest, forgotten, uids, modseqs, flags, keywords, expunged, expunged_at = packed
-    state = ModseqState(highest, forgotten)
     uids, modseqs, flags = _ints(uids), _ints(modseqs), _ints(flags)
     if not len(uids) == len(modseqs) == len(flags):
         raise ValueError("columns differ in length")
-    state.known = {uid: (modseqs[i], flags[i], tuple(keywords.get(i, ())))
-                   for i, uid in enumerate(uids)}
-    state.expunged = dict(zip(_ints(expunged), _ints(expunged_at)))
-    return state
+    keywords = {i: tuple(words) for i, words in keywords.items()}
+    return ModseqState(highest, forgotten, (uids, modseqs, flags, keywords),
+                       dict(zip(_ints(expunged), _ints(expunged_at))))
 
 
 def _ints(data):

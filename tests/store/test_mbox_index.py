@@ -239,3 +239,71 @@ def test_field_cache_writes_out_new_values_as_they_pile_up(tmp_path, monkeypatch
     cache.save()
     reread = fieldcache.FieldCache(path, 7)
     assert [uid for uid, _ in reread.keys()] == list(range(1, 41))
+
+
+class DifferenceCounter:
+    """Counts the messages ModseqState.differences compares (the O(mailbox) part of an open)."""
+
+    def __init__(self, monkeypatch):
+        from mailstore import modseq
+
+        self.compared = 0
+        real = modseq.ModseqState.differences
+
+        def counting(state, messages, candidates=None):
+            self.compared += len(messages if candidates is None else candidates)
+            return real(state, messages, candidates)
+
+        monkeypatch.setattr(modseq.ModseqState, "differences", counting)
+
+
+def modseq_answers(mailbox):
+    return mailbox.modseqs.highest, [mailbox.modseqs.of(m.uid) for m in mailbox.messages]
+
+
+def test_reopen_of_an_untouched_mailbox_compares_no_flags_for_modseqs(spool, monkeypatch):
+    """Neither the mailbox nor its modseq file changed since the index was written: the
+    open takes the modseqs as they are, and they are the ones the last session had."""
+    mailbox = spool.open()
+    mailbox.store_flags([mailbox.messages[3].uid], "+", fmt.FLAGGED, ())
+    before = modseq_answers(mailbox)
+    mailbox.close()
+    counter = DifferenceCounter(monkeypatch)
+    mailbox = spool.open(readonly=True)
+    try:
+        assert counter.compared == 0
+        assert modseq_answers(mailbox) == before
+        assert before[1][3] == before[0] > before[1][2]
+    finally:
+        mailbox.close()
+
+
+@pytest.mark.parametrize("change", ["lost", "recorded"])
+def test_a_changed_modseq_file_means_a_full_comparison(spool, monkeypatch, change):
+    """A modseq file that was lost, or got records after the index was written, is not
+    trusted to match: every message is compared (a lost file is rebuilt higher)."""
+    from mailstore import modseq
+
+    mailbox = spool.open()
+    path, highest = mailbox.modseqs.path, mailbox.modseqs.highest
+    mailbox.close()
+    if change == "lost":
+        os.unlink(path)
+    else:
+        other = modseq.ModseqLog(path)
+        with other.locked():
+            other._catch_up(other_uidvalidity(path), [])
+            other._append([], [COUNT + 50])  # an expunge record, as a late writer leaves one
+        other.close()
+    counter = DifferenceCounter(monkeypatch)
+    mailbox = spool.open(readonly=True)
+    try:
+        assert counter.compared == COUNT
+        assert mailbox.modseqs.highest > highest
+    finally:
+        mailbox.close()
+
+
+def other_uidvalidity(path):
+    with open(path, "rb") as handle:
+        return int(handle.readline().split()[2])

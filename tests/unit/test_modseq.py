@@ -143,6 +143,34 @@ def test_compaction_keeps_state_and_other_processes_follow(tmp_path, monkeypatch
     assert reader.highest == writer.highest
 
 
+def test_records_on_top_of_a_snapshot_answer_as_one_state(tmp_path):
+    """A log that loads a snapshot plus later records (changes, an expunge, a re-used
+    position, new mail) answers exactly as the log that made them, and compacts to that."""
+    path = tmp_path / "m"
+    messages = view(6)
+    writer = synced(path, messages)
+    snapshot = writer.highest
+    messages[1].flags |= SEEN
+    messages[4].keywords = ("$Junk",)
+    writer.sync(UIDVALIDITY, messages)
+    del messages[2]
+    messages.append(Msg(7, SEEN))
+    writer.sync(UIDVALIDITY, messages)
+    reader = synced(path, messages)
+    uids = [1, 2, 3, 4, 5, 6, 7, 8]
+    assert [reader.of(u) for u in uids] == [writer.of(u) for u in uids]
+    assert reader.changed_after(set(uids), snapshot) == {2, 5, 7}
+    assert reader.expunged_since(snapshot) == ({3}, True)
+    assert reader.state.known_uids() == [1, 2, 4, 5, 6, 7]
+    assert reader.state.count == len(messages)
+    reader.state.records = 10 ** 6  # force a compaction at the next update
+    reader.sync(UIDVALIDITY, messages)
+    compacted = synced(path, messages)
+    assert compacted.state.changed == {} and compacted.state.removed == set()
+    assert [compacted.of(u) for u in uids] == [writer.of(u) for u in uids]
+    assert compacted.expunged_since(snapshot) == ({3}, True)
+
+
 def test_old_expunges_are_forgotten_beyond_the_limit(tmp_path, monkeypatch):
     """Compaction keeps the newest expunges; asking about older ones is answered as incomplete."""
     monkeypatch.setattr(modseq, "MAX_EXPUNGED", 2)
