@@ -324,7 +324,9 @@ def scan(buf, start=0):
 def crlf_size(buf, start, end):
     """Octets of buf[start:end] on the wire: CRs dropped, every LF sent as CRLF."""
     chunk = buf[start:end]
-    return len(chunk) - chunk.count(b"\r") + chunk.count(b"\n")
+    # Most mail holds no CR: `in` finds that out at memchr speed, count() would not.
+    crs = chunk.count(b"\r") if b"\r" in chunk else 0
+    return len(chunk) - crs + chunk.count(b"\n")
 
 
 def visible_spans(message):
@@ -340,7 +342,10 @@ def visible_spans(message):
 
 def compute_size(buf, message):
     """RFC822.SIZE: the visible header and body in CRLF form (mbox-compat.md §9)."""
-    size = sum(crlf_size(buf, s, e) for s, e in visible_spans(message))
+    # The sizes add up over disjoint spans: the whole text less the metadata lines
+    # (all inside it) is one pass over the bytes instead of one per visible span.
+    size = crlf_size(buf, message.header, message.end)
+    size -= sum(crlf_size(buf, s, e) for s, e in message.hidden)
     if message.end > message.header and buf[message.end - 1:message.end] != b"\n":
         size += 2  # an unterminated last line is sent with a CRLF
     return size
