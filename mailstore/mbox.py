@@ -7,13 +7,13 @@ under the write lock and rewrite in place through the journal.
 
 import contextlib
 import errno
-import hashlib
 import itertools
 import mmap
 import os
 import socket
 import stat
 import time
+import zlib
 
 from mailstore import StoreError, journal, mboxindex, modseq
 from mailstore import mboxformat as fmt
@@ -194,13 +194,13 @@ class MboxMailbox:
             return False
         # New mail can also change where the last indexed message ends (the
         # separator before the new From_ line), so that one is parsed again.
-        start = self.messages.pop().start
-        fresh = fmt.scan(self.map, start)
+        last = self.messages.pop()
+        fresh = fmt.scan(self.map, last.start)
         if not self._assign_uids(fresh, trusted=True,
                                  previous=self.messages[-1].uid if self.messages else 0):
             return False
         self.messages.extend(fresh)
-        self.layout = self._layout_digest()
+        self._layout_changed(removed=[last], added=fresh)
         return True
 
     def _save_index(self):
@@ -239,23 +239,33 @@ class MboxMailbox:
         self.stamp = self._file_stamp()
 
     def _layout_digest(self):
-        """Where each known message starts, its From_ line, and the end of the last one.
+        """Where each known message starts and its From_ line, as one number.
 
         Mail appended by an MTA and in-place header patches by another session
-        leave this unchanged; a rewrite by another program that moved data
-        does not, and our offsets would then point at the wrong bytes.
+        leave this unchanged; a rewrite by another program that moved data does
+        not, and our offsets would then point at the wrong bytes. It is a sum
+        over the messages, so new mail adds its part and a rewritten tail takes
+        its old part out: keeping it costs O(change), not O(mailbox).
         """
-        known = ([self.pseudo] if self.pseudo else []) + self.messages
-        digest = hashlib.sha256()
-        pages = fmt.PageRelease(self.map)
-        for message in known:
-            pages.consumed(message.end - message.start)
-            digest.update(b"%d " % message.start)
-            digest.update(self.map[message.start:message.header])
-        if known:
-            last = known[-1]
-            digest.update(self.map[max(last.body, last.end - 64):last.end])
-        return digest.digest()
+        return self._layout_part(([self.pseudo] if self.pseudo else []) + self.messages)
+
+    def _layout_part(self, messages):
+        """The messages' share of _layout_digest."""
+        total, buf = 0, self.map
+        pages = fmt.PageRelease(buf)
+        for message in messages:
+            start = message.start
+            pages.consumed(message.end - start)
+            entry = b"%d " % start + buf[start:message.header]
+            total += zlib.crc32(entry) | zlib.adler32(entry) << 32
+        return total & _LAYOUT_MASK
+
+    def _layout_changed(self, removed=(), added=()):
+        """Take messages out of the layout and put others in (same start and From_ line
+        when a message is parsed again: it comes out and back in unchanged)."""
+        if self.layout is not None:
+            self.layout = (self.layout - self._layout_part(removed)
+                           + self._layout_part(added)) & _LAYOUT_MASK
 
     def _unmap(self):
         if self.map is not None:
@@ -587,16 +597,16 @@ class MboxMailbox:
                 or self._dirty_messages() or any(m.check is None for m in known):
             return False
         self._remap(size)
-        self._note_read(sum(m.body - m.start for m in known))
-        changed = [m for m in known if fmt.fingerprint(self.map, m) != m.check]
+        changed = fmt.changed_messages(self.map, known)
         if not (self._rescan_patched(changed) and self._take_file_base()
                 and self._take_patched_metadata(changed)):
             return False
         # New mail can change where the last known message ends (the separator
         # before the new From_ line), so that one is read again with it.
         last = self.messages.pop()
+        self._layout_changed(removed=[last])
         return (self._start_of_new_mail(last.start) == last.start
-                and self._take_new_messages(last.start, True, self.messages[-1].uid))
+                and self._take_new_messages(last.start, True, self.messages[-1].uid, changed))
 
     def _rescan_patched(self, changed):
         """Re-find the metadata lines of messages patched in place; False if more than
@@ -767,14 +777,20 @@ class MboxMailbox:
         start = old_size + fmt.skip_leading_whitespace(self.map[old_size:old_size + 4096])
         return start if fmt.from_line_at(self.map, start) else None
 
-    def _take_new_messages(self, start, trusted, previous=0):
-        """Scan the messages from `start` on and add them; False if their UIDs are out of order."""
+    def _take_new_messages(self, start, trusted, previous=0, changed=()):
+        """Scan the messages from `start` on and add them; False if their UIDs are out of order.
+
+        For modseqs only the new messages and `changed` are compared with what
+        was recorded (None: all of them, when messages may have gone).
+        """
         fresh = fmt.scan(self.map, start)
         if not self._assign_uids(fresh, trusted, previous):
             return False
         self.messages.extend(fresh)
-        self.layout = self._layout_digest()
+        self._layout_changed(added=fresh)
         self.reads += 1
+        if changed is not None:
+            self._modseq_candidates = [m for m in changed if m is not self.pseudo] + fresh
         self._parsed()
         return True
 
@@ -800,6 +816,8 @@ class MboxMailbox:
             writes.append((self.size, [self._separator() + appended]))
         path = self.store.journal_path(self.path, self.identity)
         old_size = self.size
+        # The moved messages' old share of the layout, read while the old bytes are there.
+        moved_layout = self._layout_part(self._known_from(tail_from)) if moves else 0
         try:
             journal.write_journal(path, self.identity, writes, self.size, moves or bool(appended))
             journal.apply(self.fd, path)
@@ -811,18 +829,24 @@ class MboxMailbox:
         if doomed:
             self.messages = [m for m in self.messages if id(m) not in doomed]
         if moves:
-            self._reparse_from(tail_from)
+            self._reparse_from(tail_from, moved_layout, bool(doomed))
         else:
             self._after_patches()
             if appended:
                 self._parse_appended(old_size)
         self.dirty = False
 
-    def _reparse_from(self, tail_from):
+    def _known_from(self, offset):
+        """The pseudo-message and messages that start at or after offset."""
+        known = ([self.pseudo] if self.pseudo else []) + self.messages
+        return [m for m in known if m.start >= offset]
+
+    def _reparse_from(self, tail_from, moved_layout, expunged):
         """After a rewrite that moved data from tail_from on: re-read only from there.
 
         The messages before tail_from kept their place (some got same-size
         patches); those after it were written by us with their UIDs.
+        `moved_layout` is the old layout share of what moved.
         """
         self.reads += 1
         keep = [m for m in self.messages if m.start < tail_from]
@@ -835,7 +859,11 @@ class MboxMailbox:
         for message in ([self.pseudo] if self.pseudo else []) + keep[:1] + patched:
             self._rescan_header(message)
             message.dirty = False
-        if not self._take_new_messages(tail_from, True, keep[-1].uid):
+        if self.layout is not None:
+            self.layout = (self.layout - moved_layout) & _LAYOUT_MASK
+        # Expunged UIDs are found as gone only by comparing every message.
+        changed = None if expunged else keep[:1] + patched
+        if not self._take_new_messages(tail_from, True, keep[-1].uid, changed):
             self._map_and_parse()
 
     @contextlib.contextmanager
@@ -1026,6 +1054,10 @@ class MboxMailbox:
         if self.fd is not None:
             os.close(self.fd)
             self.fd = None
+
+
+# The layout sum is kept to 64 bits.
+_LAYOUT_MASK = (1 << 64) - 1
 
 
 def _privileged_factory():

@@ -296,6 +296,23 @@ def scan_message(buf, start):
     return message, nxt
 
 
+def changed_messages(buf, messages):
+    """The messages whose From_ line and header no longer hash to their `check`.
+
+    A refresh asks this of every message after any write to the file, so it
+    is one loop with one unpack per message, and it lets the map's pages go
+    as it passes (each header read faults in the pages around it).
+    """
+    changed, crc32, numbers = [], zlib.crc32, _NUMBERS.unpack_from
+    pages = PageRelease(buf)
+    for message in messages:
+        start, _, body, end, _ = numbers(message._where)
+        pages.consumed(max(end - start, FAULT_AROUND_BYTES))
+        if crc32(buf[start:body]) != message.check:
+            changed.append(message)
+    return changed
+
+
 def fingerprint(buf, message):
     """A hash of the bytes an in-place change could touch: the From_ line and the header."""
     return zlib.crc32(buf[message.start:message.body])

@@ -22,7 +22,7 @@ from array import array
 from mailstore import mboxformat as fmt
 from mailstore import sidecarfile
 
-FORMAT = 4
+FORMAT = 5
 # Below this many messages a scan is as cheap as loading an index.
 MIN_MESSAGES = 200
 
@@ -128,7 +128,7 @@ def load(path, identity):
             pseudo, pseudo_checks = _read_group(handle)
             messages, checks = _read_group(handle)
         _, _, stamp, uidvalidity, last_uid, keywords, layout, modseq_mark = header
-        if len(pseudo) > 1:
+        if len(pseudo) > 1 or not isinstance(layout, int):
             return None
         return Index(tuple(stamp), uidvalidity, last_uid, list(keywords),
                      pseudo[0] if pseudo else None, messages, pseudo_checks + checks, layout,

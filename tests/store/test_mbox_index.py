@@ -307,3 +307,21 @@ def test_a_changed_modseq_file_means_a_full_comparison(spool, monkeypatch, chang
 def other_uidvalidity(path):
     with open(path, "rb") as handle:
         return int(handle.readline().split()[2])
+
+
+def test_new_mail_is_compared_for_modseqs_alone(spool, monkeypatch):
+    """A refresh after a delivery and the claim that numbers it compare only what
+    changed with the modseq file; the new mail still gets a modseq above the rest."""
+    mailbox = spool.open()
+    try:
+        before = mailbox.modseqs.highest
+        counter = DifferenceCounter(monkeypatch)
+        mta_append(spool.path, b"\n" + delivery(COUNT + 1))
+        mailbox.refresh()
+        mailbox.claim_recent()
+        assert 0 < counter.compared <= 4
+        newest = mailbox.messages[-1]
+        assert mailbox.modseqs.of(newest.uid) == mailbox.modseqs.highest > before
+        assert mailbox.modseqs.of(mailbox.messages[0].uid) <= before
+    finally:
+        mailbox.close()

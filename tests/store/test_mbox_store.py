@@ -480,3 +480,35 @@ def test_non_exclusive_sessions_may_share_a_mailbox(spool):
         second.close()
     finally:
         first.close()
+
+
+def test_layout_kept_step_by_step_equals_a_fresh_reckoning(spool):
+    """The layout (what a POP3 commit checks against foreign rewrites) is updated by
+    parts: new mail adds, a rewritten tail replaces its share. After every kind of
+    change it must equal the layout worked out from scratch over the file."""
+    spool.write(b"".join(delivery(n) for n in range(1, 6)))
+    mailbox = spool.open()
+    try:
+        steps = []
+
+        def check(step):
+            steps.append(step)
+            assert mailbox.layout == mailbox._layout_digest(), steps
+
+        mailbox.claim_recent()
+        check("claim")
+        mta_append(spool.path, delivery(6) + delivery(7))
+        mailbox.refresh()
+        check("delivery")
+        mailbox.claim_recent()
+        check("claim of the new mail (its header grows: the tail moves)")
+        uids = [m.uid for m in mailbox.messages]
+        mailbox.store_flags([uids[3]], "+", fmt.DELETED, ("$Label1", "$Label2", "$Label3"))
+        check("keywords past the padding")
+        mailbox.expunge()
+        check("expunge")
+        mailbox.append([(delivery(8), fmt.SEEN, (), (1700000000, 0))])
+        check("append")
+        assert [m.uid for m in mailbox.messages] == uids[:3] + uids[4:] + [uids[-1] + 1]
+    finally:
+        mailbox.close()
