@@ -11,6 +11,7 @@ import datetime
 
 from imap.command import SAVED_RESULT
 from imap.contexts import UpdateContexts
+from imap.reported import ReportedFlags, reported_flags
 from mailstore import StoreError
 from mailstore import mboxformat as fmt
 
@@ -110,13 +111,6 @@ def wire_form(data):
     return text
 
 
-def reported_flags(stored):
-    """What the client was told of a message's flags, kept per UID for the whole session:
-    the flag bits alone (a shared small int) unless it has keywords."""
-    flags = stored.flags & ~fmt.OLD
-    return (flags, stored.keywords) if stored.keywords else flags
-
-
 class SelectedMailbox:
     """The session's numbering of one open mailbox and what it has told the client."""
 
@@ -125,7 +119,7 @@ class SelectedMailbox:
         self.readonly = readonly
         self.uids = []
         self.recent = set()
-        self.reported = {}
+        self.reported = ReportedFlags()
         self.stamp = None
         self.reads = None
         self.uidvalidity = 0
@@ -163,7 +157,7 @@ class SelectedMailbox:
         self.recent, self.track_recent = set(), False
 
     def remember_all(self):
-        self.reported = {m.uid: reported_flags(m) for m in self.mailbox.messages}
+        self.reported = ReportedFlags(self.mailbox.messages)
         self.stamp = self.mailbox.stamp
         self.reads = getattr(self.mailbox, "reads", None)
 
@@ -335,13 +329,16 @@ class SelectedMailbox:
             if stored is None:
                 continue
             now = reported_flags(stored)
-            if self.reported.get(uid, now) != now:
+            told = self.reported.get(uid)
+            if told is None:
+                self.reported[uid] = now  # new mail: nothing told yet, nothing to report
+            elif told != now:
                 # RFC 9051 §7.5.2: an unsolicited FETCH carries the UID.
                 uid_item = b"UID %d " % uid if self.session.rev2 else b""
                 self.session.send(b"* %d FETCH (%s%s)\r\n" % (
                     number, uid_item, flags_item(stored.flags & ~fmt.OLD, stored.keywords,
                                                  uid in self.recent)))
                 self.contexts.touched((uid,))
-            self.reported[uid] = now
+                self.reported[uid] = now
         self.stamp = self.mailbox.stamp
         self.reads = getattr(self.mailbox, "reads", None)
