@@ -16,7 +16,7 @@ contains a password or a digest.
 import hashlib
 import hmac
 import time
-from dataclasses import dataclass
+from collections import namedtuple
 
 from auth import AuthFailed, Principal, challenge_mechanisms_enabled, passwd, passwdfile, schemes, secretsfile
 
@@ -32,12 +32,10 @@ def _same_secret(given, expected):
     return hmac.compare_digest(_as_bytes(given), _as_bytes(expected))
 
 
-@dataclass(frozen=True)
-class StoredCredential:
-    """A user's stored password together with the account it unlocks."""
+class StoredCredential(namedtuple("StoredCredential", "secret principal")):
+    """A user's stored password (schemes.StoredSecret) together with the account it unlocks."""
 
-    secret: schemes.StoredSecret
-    principal: Principal
+    __slots__ = ()
 
 
 class Authenticator:

@@ -11,7 +11,7 @@ mechanisms. A user listed with a scheme this server cannot check is still
 found, so that a login for that name fails rather than falling through to PAM.
 """
 
-from dataclasses import dataclass
+from collections import namedtuple
 
 from auth import Principal
 from auth.schemes import StoredSecret
@@ -22,12 +22,10 @@ DEFAULT_SCHEME = "CRYPT"
 FIELD_COUNT = 7
 
 
-@dataclass(frozen=True)
-class VirtualUser:
-    """One passwd-file entry: whose rights to take, and the stored password."""
+class VirtualUser(namedtuple("VirtualUser", "principal secret")):
+    """One passwd-file entry: whose rights to take (a Principal), and the StoredSecret."""
 
-    principal: Principal
-    secret: StoredSecret
+    __slots__ = ()
 
 
 def split_scheme(field):

@@ -10,7 +10,7 @@ MalformedResponse for messages that break the mechanism's syntax.
 import os
 import re
 import time
-from dataclasses import dataclass
+from collections import namedtuple
 
 from auth import AuthFailed
 
@@ -33,11 +33,10 @@ class MalformedResponse(Exception):
     """A client message does not follow the mechanism's syntax."""
 
 
-@dataclass(frozen=True)
-class Challenge:
+class Challenge(namedtuple("Challenge", "data")):
     """Bytes the server sends to the client before its next response."""
 
-    data: bytes
+    __slots__ = ()
 
 
 class Mechanism:

@@ -10,7 +10,6 @@ import errno
 import itertools
 import mmap
 import os
-import socket
 import stat
 import time
 import zlib
@@ -550,7 +549,7 @@ class MboxMailbox:
         message = fmt.Message(0, 0, 0, 0, ())
         message.uid, message.flags = uid, bits
         message.keywords = tuple(k for k in keywords if k in self.keywords)
-        sender = "%s@%s" % (self.store.user, socket.gethostname())
+        sender = "%s@%s" % (self.store.user, os.uname().nodename)
         return fmt.append_text(data, format_from_line(sender, *date), message)
 
     def _separator(self):
@@ -915,7 +914,7 @@ class MboxMailbox:
         move) and whether anything moves."""
         if all(id(m) in doomed for m in self.messages) and not self.pseudo:
             pseudo = fmt.pseudo_message(self.uidvalidity, self.last_uid, self.keywords,
-                                        socket.gethostname())
+                                        os.uname().nodename)
             return [(0, [pseudo])], 0
         writes = []
         tail_from = self._plan_pseudo(writes)
@@ -991,7 +990,7 @@ class MboxMailbox:
         need_base = self.pseudo is None
         if tail_from == 0 and self.pseudo:
             yield fmt.pseudo_message(self.uidvalidity, self.last_uid, self.keywords,
-                                     socket.gethostname())
+                                     os.uname().nodename)
         for message in self.messages:
             if id(message) in doomed:
                 continue

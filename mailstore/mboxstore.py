@@ -4,9 +4,12 @@ Folder files themselves are handled by mailstore.folders; each open mailbox
 is a mailstore.mbox.MboxMailbox.
 """
 
-import hashlib
 import os
-import socket
+
+try:  # the builtin SHA-256: hashlib would load OpenSSL at every session's first open
+    from _sha256 import sha256
+except ImportError:  # Python 3.12 and later name it _sha2
+    from hashlib import sha256
 
 from mailstore import StoreError
 from mailstore import mboxformat as fmt
@@ -52,7 +55,7 @@ class MboxStore:
         except OSError as error:
             raise StoreError(StoreError.NO_PERMISSION, "cannot create the mail folder root: %s"
                              % error.strerror) from None
-        folders.create(self.location, name, socket.gethostname())
+        folders.create(self.location, name, os.uname().nodename)
 
     def delete(self, name):
         from mailstore import folders
@@ -130,7 +133,7 @@ class MboxStore:
 
     def _sidecar_path(self, kind, path, identity):
         """A per-mailbox file named by its path's hash and inode, so a new file gets a new one."""
-        name = hashlib.sha256(os.fsencode(path)).hexdigest()[:24]
+        name = sha256(os.fsencode(path)).hexdigest()[:24]
         return os.path.join(self.location.index_dir, "%s-%s-%x" % (kind, name, identity[1]))
 
     def ensure_index_dir(self):

@@ -247,3 +247,20 @@ def _parse_internaldate(text):
 def test_long_filler_lines_are_rejected(filler):
     """A 1 KB line (the scanner's cap) of spaces, digits or colons is body text."""
     assert not is_from_line((b"From " + filler * 1024)[:1024])
+
+
+def test_own_calendar_arithmetic_matches_the_calendar_module():
+    """fromline avoids importing calendar at start-up; its formulas must agree with it."""
+    import calendar
+    import random
+
+    from mailstore import fromline
+
+    for year in range(1900, 2401):
+        for month in range(1, 13):
+            assert fromline._days_in_month(year, month) == calendar.monthrange(year, month)[1]
+    chooser = random.Random(8)
+    for _ in range(20000):
+        fields = (chooser.randint(1901, 2399), chooser.randint(1, 12), chooser.randint(1, 28),
+                  chooser.randint(0, 23), chooser.randint(0, 59), chooser.randint(0, 60))
+        assert fromline._timegm(fields) == calendar.timegm(fields), fields
