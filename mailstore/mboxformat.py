@@ -105,7 +105,7 @@ class Message:
     dicts share that one object.
     """
 
-    __slots__ = ("_where", "uid", "flags", "keywords", "dirty", "base", "check")
+    __slots__ = ("_where", "uid", "flags", "keywords", "dirty", "check")
 
     start = _packed_number(0)
     header = _packed_number(1)
@@ -121,7 +121,6 @@ class Message:
         self.flags = 0
         self.keywords = ()
         self.dirty = False
-        self.base = None
         # fingerprint() of the From_ line and header as last read (None: unknown):
         # a refresh re-reads only the messages whose bytes changed.
         self.check = None
@@ -173,7 +172,7 @@ def from_packed_records(lengths, records, uids, flags, checks):
             message._where = records[position:position + length]
             position += length
             message.uid, message.flags, message.check = uid, flag, check
-            message.keywords, message.dirty, message.base = (), False, None
+            message.keywords, message.dirty = (), False
             append(message)
     finally:
         if collecting:
