@@ -44,6 +44,44 @@ class CloseSession(Exception):
     """Leave the command loop after the reply that was already sent."""
 
 
+class NumberSet:
+    """A set of message numbers 1..size, one byte each: 100 kB for 100,000 messages,
+    where a set of that many ints takes 7 MB."""
+
+    __slots__ = ("_marks", "_count")
+
+    def __init__(self, size, numbers=()):
+        self._marks = bytearray(size + 1)
+        self._count = 0
+        for number in numbers:
+            self.add(number)
+
+    def add(self, number):
+        if not self._marks[number]:
+            self._marks[number] = 1
+            self._count += 1
+
+    def __contains__(self, number):
+        return 0 < number < len(self._marks) and self._marks[number] == 1
+
+    def __len__(self):
+        return self._count
+
+    def __iter__(self):
+        number = self._marks.find(1)
+        while number >= 0:
+            yield number
+            number = self._marks.find(1, number + 1)
+
+    def highest(self):
+        """The largest number in the set, or 0."""
+        return max(self._marks.rfind(1), 0)
+
+    def clear(self):
+        self._marks = bytearray(len(self._marks))
+        self._count = 0
+
+
 class Maildrop:
     """The session's fixed view of INBOX: messages numbered 1..n, deletions pending."""
 
@@ -52,11 +90,14 @@ class Maildrop:
 
         self.mailbox = mailbox
         self.messages = [m for m in mailbox.messages if not m.flags & DELETED]
-        self.deleted = set()
-        self.retrieved = set()
-        self.initially_seen = {i for i, m in enumerate(self.messages, 1) if m.flags & SEEN}
-        self.recent = {i for i, m in enumerate(self.messages, 1) if not m.flags & OLD}
-        self.first_last = max(self.initially_seen, default=0)
+        count = len(self.messages)
+        self.deleted = NumberSet(count)
+        self.retrieved = NumberSet(count)
+        self.initially_seen = NumberSet(count, (i for i, m in enumerate(self.messages, 1)
+                                                if m.flags & SEEN))
+        self.recent = NumberSet(count, (i for i, m in enumerate(self.messages, 1)
+                                        if not m.flags & OLD))
+        self.first_last = self.initially_seen.highest()
         self.last = self.first_last
 
     def size(self, number):
@@ -64,8 +105,8 @@ class Maildrop:
         return self.messages[number - 1].size + 12
 
     def live(self):
-        """(number, message) for every message not marked for deletion."""
-        return [(i, m) for i, m in enumerate(self.messages, 1) if i not in self.deleted]
+        """The number of every message not marked for deletion, in order."""
+        return (i for i in range(1, len(self.messages) + 1) if i not in self.deleted)
 
     def uidl(self, number):
         """UW's unique id: UIDVALIDITY and UID as 8 lowercase hex digits each."""
@@ -411,8 +452,9 @@ class Pop3Session(QueuedReplies):
         return number
 
     def cmd_stat(self, argument):
-        live = self.maildrop.live()
-        self.reply("+OK %d %d" % (len(live), sum(self.maildrop.size(i) for i, _ in live)))
+        drop = self.maildrop
+        self.reply("+OK %d %d" % (len(drop.messages) - len(drop.deleted),
+                                  sum(drop.size(i) for i in drop.live())))
 
     def cmd_list(self, argument):
         self.scan_listing(argument, "Mailbox scan listing follows", self.maildrop.size)
@@ -426,7 +468,11 @@ class Pop3Session(QueuedReplies):
             if number:
                 self.reply("+OK %d %s" % (number, value(number)))
             return
-        self.multiline("+OK " + title, ["%d %s" % (i, value(i)) for i, _ in self.maildrop.live()])
+        self.reply("+OK " + title)
+        # Sent as it is made: 100,000 lines as one list of str would take 10 MB.
+        for number in self.maildrop.live():
+            self.send(("%d %s\r\n" % (number, value(number))).encode("ascii"))
+        self.send(b".\r\n")
 
     def cmd_retr(self, argument):
         number = self.message_number(argument)
@@ -500,6 +546,10 @@ class Pop3Session(QueuedReplies):
         for number in drop.deleted:
             drop.messages[number - 1].flags |= DELETED
         seen = {drop.messages[n - 1].uid for n in drop.retrieved}
+        kept = len(drop.messages) - len(drop.deleted)
+        # The session is over: a commit that moves data parses the file again, and the
+        # old Messages must not stay alive beside the new ones meanwhile.
+        drop.messages = []
         try:
             removed = drop.mailbox.commit(seen_uids=seen, expunge=True)
         except StoreError as error:
@@ -507,7 +557,7 @@ class Pop3Session(QueuedReplies):
             self.reply("-ERR [SYS/TEMP] Unable to update mailbox; no messages were deleted")
             return
         self.log("info", "Logout user=%s host=%s nmsgs=%d ndele=%d"
-                 % (user, self.host, len(drop.messages) - len(drop.deleted), removed))
+                 % (user, self.host, kept, removed))
         self.reply("+OK Sayonara")
 
 
