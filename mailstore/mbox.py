@@ -593,8 +593,7 @@ class MboxMailbox:
                 or self._dirty_messages() or any(m.check is None for m in known):
             return False
         self._remap(size)
-        self._note_read(sum(m.body - m.start for m in known))
-        changed = [m for m in known if fmt.fingerprint(self.map, m) != m.check]
+        changed = [m for m in known if self._header_changed(m)]
         if not (self._rescan_patched(changed) and self._take_file_base()
                 and self._take_patched_metadata(changed)):
             return False
@@ -603,6 +602,12 @@ class MboxMailbox:
         last = self.messages.pop()
         return (self._start_of_new_mail(last.start) == last.start
                 and self._take_new_messages(last.start, True, self.messages[-1].uid))
+
+    def _header_changed(self, message):
+        """True when the From_ line or header differs from when it was read. Counted
+        per message: hashing every header touches every page of the file."""
+        self._note_read(message.body - message.start)
+        return fmt.fingerprint(self.map, message) != message.check
 
     def _rescan_patched(self, changed):
         """Re-find the metadata lines of messages patched in place; False if more than
