@@ -2,7 +2,7 @@
 """Peak memory of pyimapd sessions on a large mailbox, and where it comes from.
 
     sudo python3 bench/memory.py MBOX [--workdir DIR] [--scenarios imap-first,imap-second,pop3]
-    python3 bench/memory.py MBOX --profile open|fetch|pop3 [--fresh] [--select] [--top N]
+    python3 bench/memory.py MBOX --profile open|imap|pop3 [--fresh] [--select] [--top N]
 
 Server mode (the default) runs the real imapd.py / ipop3d.py as inetd starts
 them (bench/servers.py, bench/client.py) on one private copy of MBOX, in order:
@@ -14,17 +14,19 @@ them (bench/servers.py, bench/client.py) on one private copy of MBOX, in order:
 
 and prints, per session, ru_maxrss from wait4() (mapped mailbox pages included)
 and the peak RssAnon (private memory) sampled every 10 ms, also up to the end of
-each command, with each command's time. `pop3-first` (a fresh copy, no index)
-may be added to --scenarios.
+each command, with each command's time. Also available for --scenarios:
+`pop3-first` (a fresh copy, no index) and `imap-delivery` (SELECT, one message
+appended to the spool as an MTA does, NOOP: the re-read of what changed).
 
 Profile mode runs the same work in this process through the store API, with
 tracemalloc on: a thread samples the traced memory and takes a snapshot each
 time it grows past the last snapshot by 5%, so the report names the lines
 holding memory near the peak. `open` opens INBOX (with --fresh: a new copy of
 MBOX, no index: the first open; else the index and cache of the last run),
-`fetch` an open plus the envelopes of every message as FETCH computes (or reads
-from the cache) and renders them, `pop3` an open plus every message's text as
-RETR reads it; --select adds SELECT's write (\\Recent claimed: every header
+`imap` the first two commands of imap-first/imap-second run through the real
+IMAP session code (SELECT INBOX, the envelope FETCH, LOGOUT; no login, replies
+dropped), `pop3` an open plus every message's text as RETR reads it; --select
+adds SELECT's write to `open` and `pop3` (\\Recent claimed: every header
 rewritten on a spool that has no UW metadata yet). Traced memory is Python allocations only, without the
 interpreter's own overhead; ru_maxrss is printed too.
 """
@@ -46,6 +48,8 @@ from servers import REPO, Identity, PyImapd  # noqa: E402
 sys.path.insert(0, str(REPO))
 
 ENVELOPE_FETCH = b"FETCH 1:* (UID FLAGS RFC822.SIZE INTERNALDATE ENVELOPE)"
+DELIVERY = (b"From mta@example.org Thu Nov 26 10:00:00 2026\nFrom: mta@example.org\n"
+            b"Subject: new mail during a session\n\nHello.\n\n")
 DEFAULT_WORKDIR = "/var/tmp/pyimapd-memory"
 # POP3 RETR commands in flight at once (RFC 2449 PIPELINING), as bench/scenarios.py does.
 RETR_WINDOW = 16
@@ -104,6 +108,25 @@ def imap_session(server, name, timeout):
     return session.finish()
 
 
+def imap_delivery_session(server, name, timeout):
+    """SELECT, then one message appended to the spool as an MTA does, then NOOP: the
+    session re-reads what changed (every header is hashed to find flag patches)."""
+    session = Session(server, "imap", name, timeout)
+    client = ImapClient(session.conn)
+    session.timed("greeting", client.greeting)
+    session.timed("LOGIN", lambda: client.command(
+        b'LOGIN "%s" "%s"' % tuple(part.encode() for part in session.login)))
+    session.timed("SELECT", lambda: client.command(b"SELECT INBOX"))
+    with open(server.spool("imap"), "r+b") as spool:
+        spool.seek(-2, os.SEEK_END)
+        ending = spool.read(2)
+        separator = b"" if ending == b"\n\n" else b"\n" if ending.endswith(b"\n") else b"\n\n"
+        spool.write(separator + DELIVERY)
+    session.timed("NOOP", lambda: client.command(b"NOOP"))
+    session.timed("LOGOUT", lambda: client.conn.send(b"Z LOGOUT\r\n"))
+    return session.finish()
+
+
 def pop3_session(server, name, timeout):
     session = Session(server, "pop3", name, timeout)
     conn = session.conn
@@ -147,6 +170,7 @@ def _retrieve_all(conn, count):
 SCENARIOS = {
     "imap-first": (imap_session, True),
     "imap-second": (imap_session, False),
+    "imap-delivery": (imap_delivery_session, False),
     "pop3": (pop3_session, False),
     "pop3-first": (pop3_session, True),
 }
@@ -226,18 +250,46 @@ def _store(workdir):
     return open_store(Principal("bench", os.getuid(), os.getgid(), str(home)), config)
 
 
-def _fetch_envelopes(mailbox):
-    from imap import fetch
-    from imap.command import FetchItem
-    from imap.view import MessageView
+class ScriptedTransport:
+    """What an ImapSession reads and writes, without a client: commands given at
+    once, replies counted and dropped."""
 
-    items = [FetchItem(name) for name in ("UID", "FLAGS", "RFC822.SIZE", "INTERNALDATE",
-                                          "ENVELOPE")]
-    total = 0
-    with mailbox.reading():
-        for number, stored in enumerate(mailbox.messages, 1):
-            total += len(fetch.render(MessageView(mailbox, stored, number, False), items, False))
-    return total
+    encrypted, sock, tls, compression = False, None, None, None
+
+    def __init__(self, commands):
+        self.commands, self.sent = commands, 0
+
+    def read(self, timeout):
+        from server.transport import Disconnected
+
+        if not self.commands:
+            raise Disconnected("end of script")
+        data, self.commands = self.commands, b""
+        return data
+
+    def write(self, data):
+        self.sent += len(data)
+
+    def pending(self):
+        return False
+
+    def is_loopback(self):
+        return True
+
+    def peer_text(self):
+        return "[bench]"
+
+
+def _imap_session(store):
+    """SELECT INBOX and the envelope FETCH through the real IMAP session code."""
+    from imap.session import AUTHENTICATED, ImapSession
+
+    transport = ScriptedTransport(b"a SELECT INBOX\r\nb " + ENVELOPE_FETCH + b"\r\nc LOGOUT\r\n")
+    session = ImapSession(transport, store.config, lambda *args: None, "bench")
+    session.store, session.state = store, AUTHENTICATED
+    session.principal = type("Principal", (), {"name": "bench"})()
+    session.run()
+    return transport.sent
 
 
 def _read_texts(mailbox):
@@ -262,17 +314,20 @@ def run_profile(options):
     progress("profile %s (load %s)" % (options.profile, load()))
     started = time.perf_counter()
     with PeakSnapshots() as peaks:
-        mailbox = store.open_inbox()
-        if options.select:
-            mailbox.claim_recent()
-        opened = time.perf_counter()
-        after_open = peaks.tracemalloc.get_traced_memory()
-        if options.profile == "fetch":
-            _fetch_envelopes(mailbox)
-        elif options.profile == "pop3":
-            _read_texts(mailbox)
-        worked = time.perf_counter()
-        mailbox.close()
+        if options.profile == "imap":
+            _imap_session(store)
+            opened = worked = time.perf_counter()
+            after_open = peaks.tracemalloc.get_traced_memory()
+        else:
+            mailbox = store.open_inbox()
+            if options.select:
+                mailbox.claim_recent()
+            opened = time.perf_counter()
+            after_open = peaks.tracemalloc.get_traced_memory()
+            if options.profile == "pop3":
+                _read_texts(mailbox)
+            worked = time.perf_counter()
+            mailbox.close()
     # No ru_maxrss here: tracemalloc's snapshots (a tuple per live block) would dominate it.
     print("%s: open %.2f s, work %.2f s, close %.2f s; traced after the open %.1f MB "
           "(peak %.1f MB), peak overall %.1f MB"
@@ -312,7 +367,7 @@ def parse_arguments(argv):
                              % DEFAULT_WORKDIR)
     parser.add_argument("--scenarios", default="imap-first,imap-second,pop3",
                         help="server mode: comma-separated, from %s" % ", ".join(SCENARIOS))
-    parser.add_argument("--profile", choices=("open", "fetch", "pop3"),
+    parser.add_argument("--profile", choices=("open", "imap", "pop3"),
                         help="profile the store API in this process instead")
     parser.add_argument("--fresh", action="store_true",
                         help="profile: a new copy of MBOX, no index or cache (else reuse them)")
