@@ -329,10 +329,14 @@ def run_profile(options):
             worked = time.perf_counter()
             mailbox.close()
     # No ru_maxrss here: tracemalloc's snapshots (a tuple per live block) would dominate it.
-    print("%s: open %.2f s, work %.2f s, close %.2f s; traced after the open %.1f MB "
-          "(peak %.1f MB), peak overall %.1f MB"
-          % (options.profile, opened - started, worked - opened, time.perf_counter() - worked,
-             after_open[0] / 2**20, after_open[1] / 2**20, peaks.peak / 2**20))
+    if options.profile == "imap":
+        print("imap: SELECT, FETCH, LOGOUT %.2f s; traced peak %.1f MB"
+              % (opened - started, peaks.peak / 2**20))
+    else:
+        print("%s: open %.2f s, work %.2f s, close %.2f s; traced after the open %.1f MB "
+              "(peak %.1f MB), peak overall %.1f MB"
+              % (options.profile, opened - started, worked - opened, time.perf_counter() - worked,
+                 after_open[0] / 2**20, after_open[1] / 2**20, peaks.peak / 2**20))
     if peaks.snapshot is not None:
         print("snapshot at %.1f MB traced; top lines:" % (peaks.snapshot_size / 2**20))
         for stat in peaks.snapshot.statistics("lineno")[:options.top]:
