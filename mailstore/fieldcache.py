@@ -117,17 +117,19 @@ class FieldCache:
                 current = next(present, None)
             if current != uid:
                 gone.add(uid)
-        self.forget(gone - self._forgotten)
+        self.forget(gone)
 
     def forget(self, uids):
-        """Drop the values of expunged messages."""
+        """Drop the values of expunged messages (also those computed after an earlier forget)."""
         gone = set(uids)
         if not gone:
             return
-        self._forgotten |= gone
-        for key in [key for key in self._new if key // _KINDS_MAX in gone]:
+        dropped = [key for key in self._new if key // _KINDS_MAX in gone]
+        for key in dropped:
             del self._new[key]
-        self.added = True
+        if dropped or not gone <= self._forgotten:
+            self._forgotten |= gone
+            self.added = True
 
     def save(self):
         if not self.added:

@@ -79,3 +79,14 @@ def test_keep_only_walks_an_ascending_iterator(tmp_path):
     cache.save()
     assert sorted(fieldcache.FieldCache(path, 7).keys()) == [(4, "date"), (8, "date"),
                                                             (10, "envelope")]
+
+
+def test_a_value_computed_after_forget_goes_with_the_next_forget(tmp_path):
+    """A UID forgotten, computed again, then left out of keep_only keeps no value in the file."""
+    path = str(tmp_path / "cache")
+    cache = fieldcache.FieldCache(path, 7)
+    cache.forget([3])
+    cache.get(3, "date", lambda: 3)
+    cache.keep_only(iter([1, 2, 4]))
+    cache.save()
+    assert list(fieldcache.FieldCache(path, 7).keys()) == []
