@@ -9,6 +9,7 @@ the user, opens INBOX under the MTA's locks and serves it as UW ipop3d does
 import os
 import sys
 import time
+from array import array
 
 from server import limits
 from server.login import FailedLogins, login_read_timeout, nologin_file
@@ -44,6 +45,48 @@ class CloseSession(Exception):
     """Leave the command loop after the reply that was already sent."""
 
 
+# Lines of a LIST or UIDL listing made and sent together.
+LISTING_PIECE = 4096
+
+
+class NumberSet:
+    """A set of message numbers 1..size, one byte each: 100 kB for 100,000 messages,
+    where a set of that many ints takes 7 MB."""
+
+    __slots__ = ("_marks", "_count")
+
+    def __init__(self, size, numbers=()):
+        marks = bytearray(size + 1)
+        for number in numbers:
+            marks[number] = 1
+        self._marks, self._count = marks, marks.count(1)
+
+    def add(self, number):
+        if not self._marks[number]:
+            self._marks[number] = 1
+            self._count += 1
+
+    def __contains__(self, number):
+        return 0 < number < len(self._marks) and self._marks[number] == 1
+
+    def __len__(self):
+        return self._count
+
+    def __iter__(self):
+        number = self._marks.find(1)
+        while number >= 0:
+            yield number
+            number = self._marks.find(1, number + 1)
+
+    def highest(self):
+        """The largest number in the set, or 0."""
+        return max(self._marks.rfind(1), 0)
+
+    def clear(self):
+        self._marks = bytearray(len(self._marks))
+        self._count = 0
+
+
 class Maildrop:
     """The session's fixed view of INBOX: messages numbered 1..n, deletions pending."""
 
@@ -52,11 +95,14 @@ class Maildrop:
 
         self.mailbox = mailbox
         self.messages = [m for m in mailbox.messages if not m.flags & DELETED]
-        self.deleted = set()
-        self.retrieved = set()
-        self.initially_seen = {i for i, m in enumerate(self.messages, 1) if m.flags & SEEN}
-        self.recent = {i for i, m in enumerate(self.messages, 1) if not m.flags & OLD}
-        self.first_last = max(self.initially_seen, default=0)
+        count = len(self.messages)
+        self.deleted = NumberSet(count)
+        self.retrieved = NumberSet(count)
+        self.initially_seen = NumberSet(count, (i for i, m in enumerate(self.messages, 1)
+                                                if m.flags & SEEN))
+        self.recent = NumberSet(count, (i for i, m in enumerate(self.messages, 1)
+                                        if not m.flags & OLD))
+        self.first_last = self.initially_seen.highest()
         self.last = self.first_last
         self._sizes = None
 
@@ -67,7 +113,7 @@ class Maildrop:
     def sizes(self):
         """Every message's size, worked out once: STAT and LIST each need all of them."""
         if self._sizes is None:
-            self._sizes = [m.size + 12 for m in self.messages]
+            self._sizes = array("q", [m.size + 12 for m in self.messages])
         return self._sizes
 
     def total_size(self):
@@ -78,15 +124,24 @@ class Maildrop:
         return "%08x%08x" % (self.mailbox.uidvalidity, self.messages[number - 1].uid)
 
     def size_listing(self):
-        """`n size` for every live message (LIST without an argument)."""
-        sizes, deleted = self.sizes(), self.deleted
-        return ["%d %d" % (i, size) for i, size in enumerate(sizes, 1) if i not in deleted]
+        """`n size` lines for every live message (LIST without an argument), in pieces."""
+        sizes = self.sizes()
+        return self._pieces(lambda number: "%d %d" % (number, sizes[number - 1]))
 
     def uidl_listing(self):
-        """`n unique-id` for every live message (UIDL without an argument)."""
-        prefix, deleted = "%08x" % self.mailbox.uidvalidity, self.deleted
-        return ["%d %s%08x" % (i, prefix, m.uid) for i, m in enumerate(self.messages, 1)
-                if i not in deleted]
+        """`n unique-id` lines for every live message (UIDL without an argument), in pieces."""
+        prefix, messages = "%08x" % self.mailbox.uidvalidity, self.messages
+        return self._pieces(lambda number: "%d %s%08x" % (number, prefix, messages[number - 1].uid))
+
+    def _pieces(self, line):
+        """CRLF lines for the live messages, a few thousand at a time: sent as they are
+        made, 100,000 of them never sit in memory at once (a list of them took 10 MB)."""
+        count, deleted = len(self.messages), self.deleted
+        for first in range(1, count + 1, LISTING_PIECE):
+            numbers = range(first, min(first + LISTING_PIECE, count + 1))
+            lines = [line(number) for number in numbers if number not in deleted]
+            if lines:
+                yield ("\r\n".join(lines) + "\r\n").encode("ascii")
 
     def status_line(self, number):
         seen = "R" if number in self.initially_seen else " "
@@ -443,7 +498,10 @@ class Pop3Session(QueuedReplies):
             if number:
                 self.reply("+OK %d %s" % (number, value(number)))
             return
-        self.multiline("+OK " + title, listing())
+        self.reply("+OK " + title)
+        for piece in listing():
+            self.send(piece)
+        self.send(b".\r\n")
 
     def cmd_retr(self, argument):
         number = self.message_number(argument)
@@ -517,6 +575,10 @@ class Pop3Session(QueuedReplies):
         for number in drop.deleted:
             drop.messages[number - 1].flags |= DELETED
         seen = {drop.messages[n - 1].uid for n in drop.retrieved}
+        kept = len(drop.messages) - len(drop.deleted)
+        # The session is over: a commit that moves data parses the file again, and the
+        # old Messages must not stay alive beside the new ones meanwhile.
+        drop.messages = []
         try:
             removed = drop.mailbox.commit(seen_uids=seen, expunge=True)
         except StoreError as error:
@@ -524,7 +586,7 @@ class Pop3Session(QueuedReplies):
             self.reply("-ERR [SYS/TEMP] Unable to update mailbox; no messages were deleted")
             return
         self.log("info", "Logout user=%s host=%s nmsgs=%d ndele=%d"
-                 % (user, self.host, len(drop.messages) - len(drop.deleted), removed))
+                 % (user, self.host, kept, removed))
         self.reply("+OK Sayonara")
 
 

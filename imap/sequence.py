@@ -19,6 +19,14 @@ def resolve_numbers(seqset, count, strict=True):
     mailbox) raises SequenceError, as RFC 3501 §9 (seq-number) asks of
     commands; SEARCH passes strict=False and such numbers simply match nothing.
     """
+    numbers = []
+    for low, high in number_spans(seqset, count, strict):
+        numbers.extend(range(low, high + 1))
+    return numbers
+
+
+def number_spans(seqset, count, strict=True):
+    """resolve_numbers as sorted, disjoint inclusive (low, high) spans of numbers."""
     spans = []
     for low, high in seqset:
         low, high = sorted((count if low is None else low, count if high is None else high))
@@ -27,10 +35,7 @@ def resolve_numbers(seqset, count, strict=True):
         low, high = max(low, 1), min(high, count)
         if low <= high:
             spans.append((low, high))
-    numbers = []
-    for low, high in _merged(spans):
-        numbers.extend(range(low, high + 1))
-    return numbers
+    return _merged(spans)
 
 
 def resolve_uids(seqset, uids):
@@ -39,6 +44,14 @@ def resolve_uids(seqset, uids):
     "*" is the highest UID, so `n:*` names it even when n is higher (RFC 3501
     §6.4.8); UIDs that no message has are ignored.
     """
+    found = []
+    for first, last in uid_position_spans(seqset, uids):
+        found.extend(uids[first:last + 1])
+    return found
+
+
+def uid_position_spans(seqset, uids):
+    """resolve_uids as sorted, disjoint inclusive (first, last) spans of positions in uids."""
     if not uids:
         return []
     highest = uids[-1]
@@ -48,10 +61,7 @@ def resolve_uids(seqset, uids):
         first, end = bisect_left(uids, low), bisect_right(uids, high)
         if first < end:
             spans.append((first, end - 1))
-    found = []
-    for first, last in _merged(spans):
-        found.extend(uids[first:last + 1])
-    return found
+    return _merged(spans)
 
 
 def _merged(spans):

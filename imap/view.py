@@ -111,6 +111,29 @@ def wire_form(data):
     return text
 
 
+class Targets:
+    """The (number, uid) pairs a command names, made as they are iterated (any number
+    of times): FETCH 1:* of 100,000 messages as a list of pairs would take 10 MB.
+
+    `spans` are inclusive (first, last) positions in `uids`, the session's numbering
+    when the command began (EXPUNGE replaces that list, new mail only extends it).
+    """
+
+    __slots__ = ("uids", "spans")
+
+    def __init__(self, uids, spans):
+        self.uids, self.spans = uids, spans
+
+    def __iter__(self):
+        uids = self.uids
+        for first, last in self.spans:
+            for position in range(first, last + 1):
+                yield position + 1, uids[position]
+
+    def __len__(self):
+        return sum(last - first + 1 for first, last in self.spans)
+
+
 class SelectedMailbox:
     """The session's numbering of one open mailbox and what it has told the client."""
 
@@ -179,13 +202,12 @@ class SelectedMailbox:
             # The same messages by number or by UID; expunged ones are no longer in it.
             return [(n, u) for n, u in enumerate(self.uids, 1) if u in self.saved]
         if by_uid:
-            wanted = sequence.resolve_uids(sequence_set, self.uids)
-            return [(self.number(uid), uid) for uid in wanted]
+            return Targets(self.uids, sequence.uid_position_spans(sequence_set, self.uids))
         try:
-            numbers = sequence.resolve_numbers(sequence_set, len(self.uids))
+            spans = sequence.number_spans(sequence_set, len(self.uids))
         except sequence.SequenceError:
             raise Bad("Invalid message sequence number") from None
-        return [(n, self.uids[n - 1]) for n in numbers]
+        return Targets(self.uids, [(low - 1, high - 1) for low, high in spans])
 
     def view_of(self, number, uid):
         """A MessageView, or None when the message was expunged by someone else."""

@@ -12,6 +12,8 @@ UIDVALIDITY, kind names, sorted keys, value offsets), then the marshalled
 values back to back. A key is UID * _KINDS_MAX + the kind's number.
 """
 
+import bisect
+import heapq
 import marshal
 import mmap
 from array import array
@@ -23,7 +25,9 @@ FORMAT = 2
 _KINDS_MAX = 16
 # New values are written out (merged into the file) whenever this much has
 # been computed, so a first FETCH of 100,000 envelopes does not hold them all.
-SPILL_BYTES = 8 << 20
+SPILL_BYTES = 4 << 20
+# Stored values are copied to a rewritten file in slices of at most this size.
+_COPY_BYTES = 1 << 20
 
 
 class FieldCache:
@@ -77,8 +81,13 @@ class FieldCache:
                 self.save()
         return value
 
+    def _position(self, key):
+        """Where key's value is in the file, or None."""
+        position = bisect.bisect_left(self._keys, key)
+        return position if position < len(self._keys) and self._keys[position] == key else None
+
     def _stored(self, key):
-        position = _find(self._keys, key)
+        position = self._position(key)
         if position is None:
             return None
         start, end = self._offsets[position], self._offsets[position + 1]
@@ -95,20 +104,32 @@ class FieldCache:
             yield key // _KINDS_MAX, self.kinds[key % _KINDS_MAX]
 
     def keep_only(self, present):
-        """Forget every UID not in the set present (expunged since the values were computed)."""
-        gone = {key // _KINDS_MAX for key in self._keys if key // _KINDS_MAX not in present}
-        gone.update(key // _KINDS_MAX for key in self._new if key // _KINDS_MAX not in present)
-        self.forget(gone - self._forgotten)
+        """Forget every UID not in present (expunged since the values were computed).
+
+        present is ascending, as a mailbox's messages are: one walk beside the
+        sorted keys, where a set of 100,000 UIDs would take 4 MB at close.
+        """
+        present = iter(present)
+        current = next(present, None)
+        gone = set()
+        for uid in heapq.merge(_uids(self._keys), sorted({key // _KINDS_MAX for key in self._new})):
+            while current is not None and current < uid:
+                current = next(present, None)
+            if current != uid:
+                gone.add(uid)
+        self.forget(gone)
 
     def forget(self, uids):
-        """Drop the values of expunged messages."""
+        """Drop the values of expunged messages (also those computed after an earlier forget)."""
         gone = set(uids)
         if not gone:
             return
-        self._forgotten |= gone
-        for key in [key for key in self._new if key // _KINDS_MAX in gone]:
+        dropped = [key for key in self._new if key // _KINDS_MAX in gone]
+        for key in dropped:
             del self._new[key]
-        self.added = True
+        if dropped or not gone <= self._forgotten:
+            self._forgotten |= gone
+            self.added = True
 
     def save(self):
         if not self.added:
@@ -129,42 +150,85 @@ class FieldCache:
         self._load()
 
     def _write(self, handle):
-        """Old values copied as stored bytes, new ones as marshalled: no value is rebuilt."""
-        entries = sorted([(key, i) for i, key in enumerate(self._keys)
-                          if key not in self._new and key // _KINDS_MAX not in self._forgotten]
-                         + [(key, None) for key in self._new])
-        keys, offsets, offset = array("q"), array("q", [0]), 0
-        for key, position in entries:
-            keys.append(key)
-            offset += len(self._value_bytes(key, position))
-            offsets.append(offset)
+        """Old values copied as stored bytes, new ones as marshalled: no value is rebuilt.
+
+        The file is planned as runs of stored values and lists of new keys, so a
+        spill of a first FETCH (new keys after all stored ones) copies the old
+        values in a few large slices instead of one by one, and holds no
+        per-value Python objects beyond the two arrays (16 bytes a value).
+        """
+        segments = self._segments()
+        keys, offsets = array("q"), array("q", [0])
+        for segment in segments:
+            if isinstance(segment, list):
+                for key in segment:
+                    keys.append(key)
+                    offsets.append(offsets[-1] + len(self._new[key]))
+            else:
+                first, stop = segment
+                keys.extend(self._keys[first:stop])
+                shift = offsets[-1] - self._offsets[first]
+                offsets.extend(map(shift.__add__, self._offsets[first + 1:stop + 1]))
         marshal.dump((FORMAT, self.uidvalidity, self.kinds, keys.tobytes(),
                       offsets.tobytes()), handle)
-        for key, position in entries:
-            handle.write(self._value_bytes(key, position))
+        del keys, offsets
+        for segment in segments:
+            if isinstance(segment, list):
+                for key in segment:
+                    handle.write(self._new[key])
+            else:
+                self._copy_stored(handle, *segment)
 
-    def _value_bytes(self, key, position):
-        return self._new[key] if position is None else self._raw(position)
+    def _segments(self):
+        """The new file's entries in key order: (first, stop) runs of stored positions
+        to keep, and lists of new keys."""
+        dropped = self._dropped_positions()
+        segments, position = [], 0
+        for key in sorted(self._new):
+            at = bisect.bisect_left(self._keys, key)
+            if at > position or not segments:
+                segments.extend(_runs(position, at, dropped))
+                segments.append([])
+                position = at
+            segments[-1].append(key)
+        segments.extend(_runs(position, len(self._keys), dropped))
+        return segments
 
-    def _raw(self, position):
-        start, end = self._offsets[position], self._offsets[position + 1]
-        self._pages.consumed(end - start)
-        return self._map[self._base + start:self._base + end]
+    def _dropped_positions(self):
+        """Stored positions not to copy: values replaced by new ones, and forgotten UIDs'."""
+        dropped = [position for position in map(self._position, self._new) if position is not None]
+        for uid in self._forgotten:
+            low = bisect.bisect_left(self._keys, uid * _KINDS_MAX)
+            dropped.extend(range(low, bisect.bisect_left(self._keys, (uid + 1) * _KINDS_MAX, low)))
+        return sorted(dropped)
+
+    def _copy_stored(self, handle, first, stop):
+        """Write the stored values at positions first..stop-1, in bounded slices."""
+        start, end = self._base + self._offsets[first], self._base + self._offsets[stop]
+        for position in range(start, end, _COPY_BYTES):
+            piece = min(end, position + _COPY_BYTES) - position
+            self._pages.consumed(piece)
+            handle.write(self._map[position:position + piece])
+
+
+def _runs(first, stop, dropped):
+    """(first, stop) runs of positions from first to stop that are not in dropped (sorted)."""
+    runs = []
+    for position in dropped[bisect.bisect_left(dropped, first):bisect.bisect_left(dropped, stop)]:
+        if position > first:
+            runs.append((first, position))
+        first = position + 1
+    if stop > first:
+        runs.append((first, stop))
+    return runs
+
+
+def _uids(keys):
+    """The UID of each key, in order."""
+    return (key // _KINDS_MAX for key in keys)
 
 
 def _ints(data):
     values = array("q")
     values.frombytes(data)
     return values
-
-
-def _find(keys, key):
-    """The position of key in the sorted array keys, or None."""
-    low, high = 0, len(keys)
-    while low < high:
-        middle = (low + high) // 2
-        if keys[middle] < key:
-            low = middle + 1
-        else:
-            high = middle
-    return low if low < len(keys) and keys[low] == key else None

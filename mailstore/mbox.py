@@ -156,6 +156,7 @@ class MboxMailbox:
             self._parsed()
             return
         self.map = mmap.mmap(self.fd, self.size, prot=mmap.PROT_READ)
+        self._drop_parsed_messages()
         if not self._take_index():
             try:
                 messages = fmt.scan(self.map)
@@ -164,6 +165,13 @@ class MboxMailbox:
             self._apply_metadata(messages)
             self.layout = self._layout_digest()
         self._parsed()
+
+    def _drop_parsed_messages(self):
+        """Let the previous parse go before the next is built: after a rewrite of a
+        100,000-message file both sets of Messages would be alive at once (30 MB).
+        Message 1 stays: _apply_metadata compares the new one with it."""
+        self.messages = self.messages[:1]
+        self._touched = []
 
     # -- the index sidecar (mailstore.mboxindex) -----------------------------
 

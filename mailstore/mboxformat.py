@@ -40,7 +40,7 @@ _CONTENT_LENGTH = re.compile(rb"^Content-Length:[ \t]*(\d{1,12})[ \t\r]*\n", re.
 # unmapped: a pass over a 1 GB mailbox would show as 1 GB. Every this many
 # bytes read through the map they are dropped (the page cache keeps them, so a
 # later read is a minor fault, not I/O).
-RELEASE_BYTES = 16 << 20
+RELEASE_BYTES = 4 << 20
 # What one read fault maps on Linux (/sys/kernel/mm/transparent_hugepage aside).
 FAULT_AROUND_BYTES = 64 << 10
 
