@@ -148,10 +148,14 @@ class Message:
         return message
 
 
+def packed_record_lengths(messages):
+    """How long each message's packed record (offsets, size, spans) is."""
+    return array("i", [len(message._where) for message in messages])
+
+
 def packed_records(messages):
-    """The messages' packed offsets, sizes and spans, as (lengths, one bytes object)."""
-    wheres = [message._where for message in messages]
-    return array("i", map(len, wheres)), b"".join(wheres)
+    """The messages' packed records, back to back, as one bytes object."""
+    return b"".join([message._where for message in messages])
 
 
 def from_packed_records(lengths, records, uids, flags, checks):

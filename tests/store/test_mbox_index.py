@@ -325,3 +325,24 @@ def test_new_mail_is_compared_for_modseqs_alone(spool, monkeypatch):
         assert mailbox.modseqs.of(mailbox.messages[0].uid) <= before
     finally:
         mailbox.close()
+
+
+def test_index_written_and_read_in_pieces_gives_the_same_mailbox(tmp_path, monkeypatch):
+    """Packed records go to and come from the index a piece at a time; pieces that do
+    not divide the message count must still give exactly what a full parse gives."""
+    monkeypatch.setattr(mboxindex, "_PIECE", 7)
+    spool = Spool(tmp_path)
+    spool.write(b"".join(delivery(n) for n in range(1, COUNT + 1)))
+    mailbox = spool.open()
+    mailbox.claim_recent()
+    mailbox.store_flags([5, 6], "+", fmt.FLAGGED, ("$Label1",))
+    mailbox.close()
+    counter = ScanCounter(monkeypatch)
+    mailbox = spool.open(readonly=True)
+    try:
+        assert counter.bytes == 0
+        indexed = state(mailbox)
+    finally:
+        mailbox.close()
+    assert indexed == full_parse_state(spool)
+    assert indexed[3][4][2] == ("$Label1",)
