@@ -34,7 +34,7 @@ IMAP4D = "/usr/sbin/imap4d"
 POP3D = "/usr/sbin/pop3d"
 MAILUTILS_DOMAIN = "localhost"
 # What a server install contains (setup.cfg), byte-compiled before measuring.
-PACKAGES = ("imap", "mailstore", "server", "auth", "imapd.py", "ipop3d.py")
+PACKAGES = ("imap", "pop3", "mailstore", "server", "auth", "imapd.py", "ipop3d.py")
 INSTALL_HINT = "apt-get install dovecot-imapd dovecot-pop3d mailutils-imap4d mailutils-pop3d"
 
 

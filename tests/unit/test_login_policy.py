@@ -12,7 +12,7 @@ import types
 
 import pytest
 
-import ipop3d
+from pop3 import session as ipop3d
 from imap.session import CloseSession, ImapSession
 from server import limits, login
 from server.config import Config, ConfigError, parse

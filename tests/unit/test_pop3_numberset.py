@@ -1,6 +1,6 @@
 """ipop3d's NumberSet: the per-message marks of a POP3 session, one byte per message."""
 
-import ipop3d
+from pop3 import session as ipop3d
 
 
 def test_number_set_behaves_as_a_set_of_message_numbers():
