@@ -8,14 +8,13 @@ under the write lock and rewrite in place through the journal.
 import contextlib
 import errno
 import hashlib
-import itertools
 import mmap
 import os
 import socket
 import stat
 import time
 
-from mailstore import StoreError, journal, mboxindex, modseq
+from mailstore import StoreError, journal, journal_moves, mboxindex, modseq
 from mailstore import mboxformat as fmt
 from mailstore.fromline import format_from_line, parse_from_line
 from mailstore.locking import lock_mbox
@@ -784,19 +783,25 @@ class MboxMailbox:
         `appended` is new mail to put after the last message, in the same
         journal as the header patches (and the UID base that counts it).
         """
-        writes, tail_from = self._plan(doomed)
+        patches, tail_from = self._plan(doomed)
         moves = tail_from is not None
         if moves and self.session_lock is None:
             self._wait_for_no_pop3_session()
-        if appended and moves:
-            offset, chunks = writes[-1]
-            writes[-1] = (offset, itertools.chain(chunks, [appended]))
-        elif appended:
-            writes.append((self.size, [self._separator() + appended]))
         path = self.store.journal_path(self.path, self.identity)
         old_size = self.size
         try:
-            journal.write_journal(path, self.identity, writes, self.size, moves or bool(appended))
+            # An expunge moves mail down: the moves form copies it once, in
+            # place; anything else (or too small a gap) takes the full form.
+            if not (moves and journal_moves.write_journal(
+                    path, self.identity, patches, tail_from,
+                    self._tail_pieces(tail_from, doomed, appended), self.size)):
+                writes = [(offset, [data]) for offset, data in patches]
+                if moves:
+                    writes.append((tail_from, self._tail_chunks(tail_from, doomed, appended)))
+                elif appended:
+                    writes.append((self.size, [self._separator() + appended]))
+                journal.write_journal(path, self.identity, writes, self.size,
+                                      moves or bool(appended))
             journal.apply(self.fd, path)
         except OSError as error:
             raise StoreError(StoreError.TEMPORARY, "cannot update mailbox: %s"
@@ -878,12 +883,10 @@ class MboxMailbox:
         return fresh
 
     def _plan(self, doomed):
-        """The journal writes (same-size header patches, then one tail from the first
-        move) and whether anything moves."""
+        """The same-size header patches [(offset, bytes)] before the first byte that moves,
+        and that offset (None if nothing moves): the tail from there on is rewritten."""
         if all(id(m) in doomed for m in self.messages) and not self.pseudo:
-            pseudo = fmt.pseudo_message(self.uidvalidity, self.last_uid, self.keywords,
-                                        socket.gethostname())
-            return [(0, [pseudo])], 0
+            return [], 0  # just the pseudo-message (see _tail_pieces)
         writes = []
         tail_from = self._plan_pseudo(writes)
         need_base = self.pseudo is None
@@ -898,12 +901,12 @@ class MboxMailbox:
             if not (message.dirty or base):
                 continue
             region = self._header_region(message, base)
+            if region is None:
+                continue
             if len(region) != message.body - message.header:
                 tail_from = message.start
             elif region != self.map[message.header:message.body]:
-                writes.append((message.header, [region]))
-        if tail_from is not None:
-            writes.append((tail_from, self._tail_chunks(tail_from, doomed)))
+                writes.append((message.header, region))
         return writes, tail_from
 
     def _plan_candidates(self, doomed):
@@ -949,16 +952,44 @@ class MboxMailbox:
             if self.map[start:start + 7] == b"X-IMAP:":
                 if end - start == len(line):
                     if self.map[start:end] != line:
-                        writes.append((start, [line]))
+                        writes.append((start, line))
                     return None
         return 0
 
-    def _tail_chunks(self, tail_from, doomed):
-        """Yield the rewritten file from tail_from on, message by message."""
+    def _tail_chunks(self, tail_from, doomed, appended=b""):
+        """The rewritten file from tail_from on as bytes, in bounded chunks (the full form)."""
+        for kind, where, length in self._tail_pieces(tail_from, doomed, appended):
+            if kind == "l":
+                yield where
+                continue
+            for pos in range(where, where + length, journal.CHUNK):
+                yield self._read(pos, min(where + length, pos + journal.CHUNK))
+
+    def _tail_pieces(self, tail_from, doomed, appended=b""):
+        """The rewritten file from tail_from on, then `appended`: ("c", offset, length)
+        for bytes copied from the file as they are, ("l", bytes, length) for new ones.
+        Neighbouring pieces of one kind are merged (a message left alone, its
+        separator and the next one are one copy)."""
+        pending = None
+        for piece in self._raw_tail_pieces(tail_from, doomed, appended):
+            if pending is None:
+                pending = piece
+            elif piece[0] == pending[0] == "c" and pending[1] + pending[2] == piece[1]:
+                pending = ("c", pending[1], pending[2] + piece[2])
+            elif piece[0] == pending[0] == "l":
+                pending = ("l", pending[1] + piece[1], pending[2] + piece[2])
+            else:
+                yield pending
+                pending = piece
+        if pending is not None and pending[2]:
+            yield pending
+
+    def _raw_tail_pieces(self, tail_from, doomed, appended):
         need_base = self.pseudo is None
-        if tail_from == 0 and self.pseudo:
-            yield fmt.pseudo_message(self.uidvalidity, self.last_uid, self.keywords,
-                                     socket.gethostname())
+        if tail_from == 0 and (self.pseudo or len(doomed) == len(self.messages)):
+            pseudo = fmt.pseudo_message(self.uidvalidity, self.last_uid, self.keywords,
+                                        socket.gethostname())
+            yield "l", pseudo, len(pseudo)
         for message in self.messages:
             if id(message) in doomed:
                 continue
@@ -966,25 +997,38 @@ class MboxMailbox:
             need_base = False
             if message.start < tail_from:
                 continue
-            yield self._read(message.start, message.header)
-            yield self._header_region(message, base)
-            yield from self.body_chunks(message)
-            if message.end > message.body and self.map[message.end - 1:message.end] != b"\n":
-                yield b"\n"
-            yield b"\n"
+            start, body, end = message.start, message.body, message.end
+            self._note_read(end - start)
+            header = self._header_region(message, base)
+            if header is None:
+                yield "c", start, body - start
+            else:
+                yield "c", start, message.header - start
+                yield "l", header, len(header)
+            yield "c", body, end - body
+            # The separator: the file's own empty line when it has one.
+            if end > body and self.map[end - 1:end] != b"\n":
+                yield "l", b"\n\n", 2
+            elif self.map[end:end + 1] == b"\n":
+                yield "c", end, 1
+            else:
+                yield "l", b"\n", 1
+        if appended:
+            yield "l", appended, len(appended)
 
     def _header_region(self, message, base):
-        """The header to write: as on disk if we changed nothing, else rendered.
+        """The header to write: None to keep it as on disk, else the bytes.
 
         Another session may have patched a message's flags in place since we
         parsed it (RFC 2180); rendering our stale copy would undo that.  Only
         X-IMAPbase, if it must change, is replaced when its size allows.
         """
-        region = self._read(message.header, message.body)
-        if message.dirty or not region.endswith((b"\n\n", b"\n\r\n")):
+        ends = self.map[max(message.header, message.body - 3):message.body]
+        if message.dirty or not ends.endswith((b"\n\n", b"\n\r\n")):
             return self._render_header(message, base)
         if base is None:
-            return region
+            return None
+        region = self._read(message.header, message.body)
         for start, end in message.hidden:
             if self.map[start:start + 11] == b"X-IMAPbase:" and end - start == len(base):
                 offset = start - message.header

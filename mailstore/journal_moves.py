@@ -1,0 +1,207 @@
+"""The journal's second form: a rewrite that moves mail down without copying it twice.
+
+An expunge of every tenth message of a 1 GB mbox moves almost the whole
+file down.  The full form (mailstore.journal) writes those bytes into the
+journal first, then copies them back; this form writes only a plan.  The new
+tail (from `tail_from`, the first byte that changes place) is a list of
+pieces, laid end to end:
+
+    ["c", src, length]   a COPY of `length` bytes of the old mailbox at `src`
+    ["l", pos, length]   a LITERAL held in the journal at `pos` (rendered
+                         headers, added newlines, the pseudo-message, new mail)
+
+A COPY moves data down (its destination is below its source), so pieces are
+written in increasing destination order.  The tail is cut into steps, each a
+range [a, b) of the new tail's offsets, such that the step's destination,
+[tail_from + a, tail_from + b), ends at or below the source of every COPY byte
+at or after a (sources rise along the tail, so the first such byte binds).
+A step thus never overwrites its own sources nor any later one: only expunged
+bytes, or bytes an earlier step already moved down.  After each step the
+mailbox is fsynced and then the step count is recorded in the journal's
+pointer sector; a crash at any instant leaves every source of the first
+unrecorded step and all later ones intact, so recovery simply redoes the
+steps from the recorded count (a redone step writes the same bytes again).
+
+A step is at most as long as the gap between a byte's source and its
+destination.  With every tenth message expunged the gap grows with each
+expunged message, so the steps grow geometrically and are few; when a tiny
+gap (one small message expunged near the start of a large file) would make
+them many, or when data must move up (headers that grew), plan_steps says
+None and the caller takes the full form, which has no such limit.
+
+The sha256 covers what the journal holds (patches and literals); the COPY
+sources are the mailbox's own bytes, which the steps keep intact.
+"""
+
+import hashlib
+import os
+
+from mailstore import journal as base
+
+# At most this many steps (each costs two fsyncs and a pointer update).  An
+# expunge of every tenth message of 100,000 takes about 120; past this the
+# gaps are so small that the full form's two copies cost less than the steps.
+MAX_STEPS = 256
+FORM = "moves"
+
+
+def plan_steps(tail_from, pieces):
+    """The step ends (offsets in the new tail) for `pieces`, or None if this form cannot
+    carry them safely in at most MAX_STEPS steps (then the full form must)."""
+    # Every COPY piece as (its offset in the new tail, its source, its length).
+    copies, offset, last_src_end = [], 0, -1
+    for kind, where, length in pieces:
+        if kind == "c":
+            if where < last_src_end or tail_from + offset >= where:
+                return None  # not a pure move down with rising sources
+            copies.append((offset, where, length))
+            last_src_end = where + length
+        offset += length
+    total = offset
+    steps, a, index = [], 0, 0
+    while a < total:
+        # The first COPY byte at or after a binds the step's end.
+        while index < len(copies) and copies[index][0] + copies[index][2] <= a:
+            index += 1
+        if index == len(copies):
+            b = total
+        else:
+            piece_offset, src, _ = copies[index]
+            b = min(total, src + max(0, a - piece_offset) - tail_from)
+        if b <= a or len(steps) == MAX_STEPS:
+            return None
+        steps.append(b)
+        a = b
+    return steps
+
+
+def write_journal(path, identity, patches, tail_from, pieces, old_end):
+    """Write and fsync the journal of this form; False (nothing left behind) when the
+    rewrite does not fit it, and the full form must carry it.
+
+    `patches` are (offset, bytes) same-size header patches before tail_from;
+    `pieces` yields ("c", src, length) and ("l", bytes, length), the new tail
+    in order.  Literals go to the journal as they come, so a rewrite that
+    renders many headers does not hold them all in memory.
+    """
+    segments, writes, layout, offset = [], [], [], 0
+    fd = base.create_journal(path)
+    payload = _Payload(fd)
+    try:
+        for patch_offset, data in patches:
+            position = payload.add(data)
+            segments.append([position, len(data)])
+            writes.append([patch_offset, len(data), position])
+        for kind, where, length in pieces:
+            if kind == "c":
+                if tail_from + offset >= where:
+                    base.close_and_discard(fd, path)  # data moves up: not this form
+                    return False
+                layout.append(["c", where, length])
+            else:
+                position = payload.add(where)
+                segments.append([position, length])
+                layout.append(["l", position, length])
+            offset += length
+        payload.flush()
+        steps = plan_steps(tail_from, layout)
+        if steps is None:
+            base.close_and_discard(fd, path)
+            return False
+        base._publish_header(fd, {"form": FORM, "dev": identity[0], "ino": identity[1],
+                                  "old_end": old_end, "new_end": tail_from + offset,
+                                  "writes": writes, "tail_from": tail_from, "pieces": layout,
+                                  "steps": steps, "segments": segments,
+                                  "sha256": payload.digest.hexdigest()}, base.JOURNALED)
+    except BaseException:
+        base.close_and_discard(fd, path)
+        raise
+    base.close_and_publish(fd, path)
+    return True
+
+
+class _Payload:
+    """The journal's payload, appended in writes of about CHUNK bytes (a literal is often
+    a few bytes: a newline, one rendered header)."""
+
+    def __init__(self, fd):
+        self.fd, self.digest = fd, hashlib.sha256()
+        self.end = os.lseek(fd, 0, os.SEEK_END)
+        self.pending, self.size = [], 0
+
+    def add(self, data):
+        """Queue data; return the journal position it will have."""
+        position = self.end
+        self.pending.append(data)
+        self.end += len(data)
+        self.size += len(data)
+        if self.size >= base.CHUNK:
+            self.flush()
+        return position
+
+    def flush(self):
+        if self.pending:
+            blob = b"".join(self.pending)
+            base._write_all(self.fd, blob)
+            self.digest.update(blob)
+            self.pending, self.size = [], 0
+
+
+def apply_steps(fd, jfd, pointer, header):
+    """Stage WRITING: the patches, then every step not yet recorded as done."""
+    for offset, length, position in header["writes"]:
+        _copy_from_journal(fd, jfd, position, length, offset)
+    tail_from, pieces, steps = header["tail_from"], header["pieces"], header["steps"]
+    done = pointer.get("done", 0)
+    a = steps[done - 1] if done else 0
+    for number in range(done, len(steps)):
+        b = steps[number]
+        _write_range(fd, jfd, tail_from, pieces, a, b)
+        # The step's bytes are durable before the record that lets the next
+        # step overwrite its sources.
+        os.fsync(fd)
+        pointer["done"] = number + 1
+        base._set_stage(jfd, pointer, base.WRITING)
+        a = b
+
+
+def _write_range(fd, jfd, tail_from, pieces, a, b):
+    """Write the new tail's bytes [a, b) at tail_from + a, piece by piece."""
+    offset = 0
+    for kind, where, length in pieces:
+        if offset >= b:
+            break
+        lo, hi = max(a, offset), min(b, offset + length)
+        if lo < hi:
+            src = where + (lo - offset)
+            if kind == "c":
+                _copy_in_file(fd, src, hi - lo, tail_from + lo)
+            else:
+                _copy_from_journal(fd, jfd, src, hi - lo, tail_from + lo)
+        offset += length
+
+
+def _copy_in_file(fd, src, length, dst):
+    done = 0
+    while done < length:
+        chunk = os.pread(fd, min(base.CHUNK, length - done), src + done)
+        if not chunk:
+            raise base.JournalError("mailbox is shorter than the journal's plan")
+        base._pwrite_all(fd, chunk, dst + done)
+        done += len(chunk)
+
+
+def _copy_from_journal(fd, jfd, position, length, dst):
+    done = 0
+    for chunk in base._chunks_of(jfd, position, length):
+        base._pwrite_all(fd, chunk, dst + done)
+        done += len(chunk)
+
+
+def with_foreign(header, position, length):
+    """The header once mail appended after a crash (now held in the journal at
+    `position`) is added as a last literal, in a step of its own after all moves."""
+    pieces = header["pieces"] + [["l", position, length]]
+    steps = header["steps"] + [header["steps"][-1] + length if header["steps"] else length]
+    return dict(header, pieces=pieces, steps=steps,
+                segments=header["segments"] + [[position, length]])
