@@ -789,15 +789,18 @@ class MboxMailbox:
             self._wait_for_no_pop3_session()
         path = self.store.journal_path(self.path, self.identity)
         old_size = self.size
+        placed = []  # where each message of the tail lands (see _raw_tail_pieces)
         try:
             # An expunge moves mail down: the moves form copies it once, in
             # place; anything else (or too small a gap) takes the full form.
             if not (moves and journal_moves.write_journal(
                     path, self.identity, patches, tail_from,
-                    self._tail_pieces(tail_from, doomed, appended), self.size)):
+                    self._tail_pieces(tail_from, doomed, appended, placed), self.size)):
+                placed = []
                 writes = [(offset, [data]) for offset, data in patches]
                 if moves:
-                    writes.append((tail_from, self._tail_chunks(tail_from, doomed, appended)))
+                    writes.append((tail_from,
+                                   self._tail_chunks(tail_from, doomed, appended, placed)))
                 elif appended:
                     writes.append((self.size, [self._separator() + appended]))
                 journal.write_journal(path, self.identity, writes, self.size,
@@ -811,32 +814,62 @@ class MboxMailbox:
         if doomed:
             self.messages = [m for m in self.messages if id(m) not in doomed]
         if moves:
-            self._reparse_from(tail_from)
+            self._reparse_from(tail_from, placed, appended)
         else:
             self._after_patches()
             if appended:
                 self._parse_appended(old_size)
         self.dirty = False
 
-    def _reparse_from(self, tail_from):
+    def _reparse_from(self, tail_from, placed, appended):
         """After a rewrite that moved data from tail_from on: re-read only from there.
 
         The messages before tail_from kept their place (some got same-size
-        patches); those after it were written by us with their UIDs.
+        patches); those after it were written by us with their UIDs.  Those
+        copied byte for byte (`placed` says where to) are only shifted: a scan
+        of a 1 GB tail costs more than the move.  The rest are scanned again.
         """
         self.reads += 1
         keep = [m for m in self.messages if m.start < tail_from]
+        if placed and not appended and not (tail_from == 0 and self.pseudo):
+            self._place_tail(keep, placed)
+            return
         if not keep or tail_from <= keep[0].start:
             self._map_and_parse()
             return
-        patched = [m for m in self._dirty_messages() if m.start < tail_from]
+        self._rescan_kept(keep)
+        if not self._take_new_messages(tail_from, True, keep[-1].uid):
+            self._map_and_parse()
+
+    def _rescan_kept(self, keep):
+        """The messages before the moved tail: re-find the metadata we patched in place."""
+        patched = [m for m in self._dirty_messages() if m.start < keep[-1].end]
         self.messages, self._touched = keep, []
         self._remap(os.fstat(self.fd).st_size)
         for message in ([self.pseudo] if self.pseudo else []) + keep[:1] + patched:
             self._rescan_header(message)
             message.dirty = False
-        if not self._take_new_messages(tail_from, True, keep[-1].uid):
-            self._map_and_parse()
+
+    def _place_tail(self, keep, placed):
+        """Take the moved messages at their new offsets, as a scan of the file would find them."""
+        if keep:
+            self._rescan_kept(keep)
+        else:
+            self._touched = []
+            self._remap(os.fstat(self.fd).st_size)
+        pages = fmt.PageRelease(self.map)
+        for message, start, verbatim in placed:
+            if verbatim:
+                message.moved(start - message.start)
+            else:
+                fresh = fmt.scan_message(self.map, start)[0]
+                fresh.size = fmt.compute_size(self.map, fresh)
+                message._where, message.check = fresh._where, fresh.check
+                pages.consumed(message.body - message.start)
+            message.dirty = False
+        self.messages = keep + [message for message, _, _ in placed]
+        self.layout = self._layout_digest()
+        self._parsed()
 
     @contextlib.contextmanager
     def _undone_on_failure(self):
@@ -956,22 +989,23 @@ class MboxMailbox:
                     return None
         return 0
 
-    def _tail_chunks(self, tail_from, doomed, appended=b""):
+    def _tail_chunks(self, tail_from, doomed, appended, placed):
         """The rewritten file from tail_from on as bytes, in bounded chunks (the full form)."""
-        for kind, where, length in self._tail_pieces(tail_from, doomed, appended):
+        for kind, where, length in self._tail_pieces(tail_from, doomed, appended, placed):
             if kind == "l":
                 yield where
                 continue
             for pos in range(where, where + length, journal.CHUNK):
                 yield self._read(pos, min(where + length, pos + journal.CHUNK))
 
-    def _tail_pieces(self, tail_from, doomed, appended=b""):
+    def _tail_pieces(self, tail_from, doomed, appended, placed):
         """The rewritten file from tail_from on, then `appended`: ("c", offset, length)
         for bytes copied from the file as they are, ("l", bytes, length) for new ones.
         Neighbouring pieces of one kind are merged (a message left alone, its
-        separator and the next one are one copy)."""
+        separator and the next one are one copy).  `placed` gets (message, new
+        start, copied byte for byte) for each message of the tail."""
         pending = None
-        for piece in self._raw_tail_pieces(tail_from, doomed, appended):
+        for piece in self._raw_tail_pieces(tail_from, doomed, appended, placed):
             if pending is None:
                 pending = piece
             elif piece[0] == pending[0] == "c" and pending[1] + pending[2] == piece[1]:
@@ -984,12 +1018,14 @@ class MboxMailbox:
         if pending is not None and pending[2]:
             yield pending
 
-    def _raw_tail_pieces(self, tail_from, doomed, appended):
+    def _raw_tail_pieces(self, tail_from, doomed, appended, placed):
         need_base = self.pseudo is None
+        at = tail_from  # where the next piece lands
         if tail_from == 0 and (self.pseudo or len(doomed) == len(self.messages)):
             pseudo = fmt.pseudo_message(self.uidvalidity, self.last_uid, self.keywords,
                                         socket.gethostname())
             yield "l", pseudo, len(pseudo)
+            at += len(pseudo)
         for message in self.messages:
             if id(message) in doomed:
                 continue
@@ -1000,19 +1036,25 @@ class MboxMailbox:
             start, body, end = message.start, message.body, message.end
             self._note_read(end - start)
             header = self._header_region(message, base)
+            # The separator: the file's own empty line when it has one.
+            if end > body and self.map[end - 1:end] != b"\n":
+                separator = ("l", b"\n\n", 2)
+            elif self.map[end:end + 1] == b"\n":
+                separator = ("c", end, 1)
+            else:
+                separator = ("l", b"\n", 1)
+            # Byte for byte: a scan finds it as before, only shifted.
+            verbatim = header is None and separator[0] == "c" and end > body
+            placed.append((message, at, verbatim))
             if header is None:
                 yield "c", start, body - start
             else:
                 yield "c", start, message.header - start
                 yield "l", header, len(header)
             yield "c", body, end - body
-            # The separator: the file's own empty line when it has one.
-            if end > body and self.map[end - 1:end] != b"\n":
-                yield "l", b"\n\n", 2
-            elif self.map[end:end + 1] == b"\n":
-                yield "c", end, 1
-            else:
-                yield "l", b"\n", 1
+            yield separator
+            at += end - start + separator[2] + (0 if header is None
+                                                else len(header) - (body - message.header))
         if appended:
             yield "l", appended, len(appended)
 

@@ -140,6 +140,13 @@ class Message:
         """The hidden spans as packed offsets (for the index sidecar)."""
         return self._where[_SPANS_AT:]
 
+    def moved(self, delta):
+        """Shift every offset by delta (the message's bytes were copied unchanged)."""
+        values = _unpack_offsets(self._where)
+        size = values[4]
+        self._where = array("q", [value + delta for value in values]).tobytes()
+        self.size = size
+
     @classmethod
     def packed(cls, numbers, hidden):
         """A Message from _NUMBERS-packed bytes and packed hidden spans."""
