@@ -857,7 +857,6 @@ class MboxMailbox:
         else:
             self._touched = []
             self._remap(os.fstat(self.fd).st_size)
-        pages = fmt.PageRelease(self.map)
         for message, start, verbatim in placed:
             if verbatim:
                 message.moved(start - message.start)
@@ -865,7 +864,7 @@ class MboxMailbox:
                 fresh = fmt.scan_message(self.map, start)[0]
                 fresh.size = fmt.compute_size(self.map, fresh)
                 message._where, message.check = fresh._where, fresh.check
-                pages.consumed(message.body - message.start)
+                self._note_read(message.end - message.start)
             message.dirty = False
         self.messages = keep + [message for message, _, _ in placed]
         self.layout = self._layout_digest()
