@@ -33,7 +33,9 @@ The sha256 covers what the journal holds (patches and literals); the COPY
 sources are the mailbox's own bytes, which the steps keep intact.
 """
 
+import bisect
 import hashlib
+import itertools
 import os
 
 from mailstore import journal as base
@@ -152,11 +154,12 @@ def apply_steps(fd, jfd, pointer, header):
     for offset, length, position in header["writes"]:
         _copy_from_journal(fd, jfd, position, length, offset)
     tail_from, pieces, steps = header["tail_from"], header["pieces"], header["steps"]
+    starts = list(itertools.accumulate((piece[2] for piece in pieces), initial=0))
     done = pointer.get("done", 0)
     a = steps[done - 1] if done else 0
     for number in range(done, len(steps)):
         b = steps[number]
-        _write_range(fd, jfd, tail_from, pieces, a, b)
+        _write_range(fd, jfd, tail_from, pieces, starts, a, b)
         # The step's bytes are durable before the record that lets the next
         # step overwrite its sources.
         os.fsync(fd)
@@ -165,10 +168,12 @@ def apply_steps(fd, jfd, pointer, header):
         a = b
 
 
-def _write_range(fd, jfd, tail_from, pieces, a, b):
-    """Write the new tail's bytes [a, b) at tail_from + a, piece by piece."""
-    offset = 0
-    for kind, where, length in pieces:
+def _write_range(fd, jfd, tail_from, pieces, starts, a, b):
+    """Write the new tail's bytes [a, b) at tail_from + a, piece by piece
+    (`starts` holds each piece's offset in the new tail)."""
+    for index in range(max(0, bisect.bisect_right(starts, a) - 1), len(pieces)):
+        kind, where, length = pieces[index]
+        offset = starts[index]
         if offset >= b:
             break
         lo, hi = max(a, offset), min(b, offset + length)
@@ -178,7 +183,6 @@ def _write_range(fd, jfd, tail_from, pieces, a, b):
                 _copy_in_file(fd, src, hi - lo, tail_from + lo)
             else:
                 _copy_from_journal(fd, jfd, src, hi - lo, tail_from + lo)
-        offset += length
 
 
 def _copy_in_file(fd, src, length, dst):

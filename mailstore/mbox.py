@@ -1005,6 +1005,8 @@ class MboxMailbox:
         start, copied byte for byte) for each message of the tail."""
         pending = None
         for piece in self._raw_tail_pieces(tail_from, doomed, appended, placed):
+            if not piece[2]:
+                continue
             if pending is None:
                 pending = piece
             elif piece[0] == pending[0] == "c" and pending[1] + pending[2] == piece[1]:
@@ -1014,7 +1016,7 @@ class MboxMailbox:
             else:
                 yield pending
                 pending = piece
-        if pending is not None and pending[2]:
+        if pending is not None:
             yield pending
 
     def _raw_tail_pieces(self, tail_from, doomed, appended, placed):
