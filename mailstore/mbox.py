@@ -832,31 +832,27 @@ class MboxMailbox:
         self.reads += 1
         keep = [m for m in self.messages if m.start < tail_from]
         if placed and not appended and not (tail_from == 0 and self.pseudo):
-            self._place_tail(keep, placed)
+            self._place_tail(keep, tail_from, placed)
             return
         if not keep or tail_from <= keep[0].start:
             self._map_and_parse()
             return
-        self._rescan_kept(keep)
+        self._rescan_kept(keep, tail_from)
         if not self._take_new_messages(tail_from, True, keep[-1].uid):
             self._map_and_parse()
 
-    def _rescan_kept(self, keep):
+    def _rescan_kept(self, keep, tail_from):
         """The messages before the moved tail: re-find the metadata we patched in place."""
-        patched = [m for m in self._dirty_messages() if m.start < keep[-1].end]
+        patched = [m for m in self._dirty_messages() if m.start < tail_from]
         self.messages, self._touched = keep, []
         self._remap(os.fstat(self.fd).st_size)
         for message in ([self.pseudo] if self.pseudo else []) + keep[:1] + patched:
             self._rescan_header(message)
             message.dirty = False
 
-    def _place_tail(self, keep, placed):
+    def _place_tail(self, keep, tail_from, placed):
         """Take the moved messages at their new offsets, as a scan of the file would find them."""
-        if keep:
-            self._rescan_kept(keep)
-        else:
-            self._touched = []
-            self._remap(os.fstat(self.fd).st_size)
+        self._rescan_kept(keep, tail_from)
         for message, start, verbatim in placed:
             if verbatim:
                 message.moved(start - message.start)

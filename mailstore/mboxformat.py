@@ -143,9 +143,9 @@ class Message:
     def moved(self, delta):
         """Shift every offset by delta (the message's bytes were copied unchanged)."""
         values = _unpack_offsets(self._where)
-        size = values[4]
-        self._where = array("q", [value + delta for value in values]).tobytes()
-        self.size = size
+        shifted = array("q", [value + delta for value in values])
+        shifted[4] = values[4]  # the size, not an offset
+        self._where = shifted.tobytes()
 
     @classmethod
     def packed(cls, numbers, hidden):
