@@ -854,8 +854,16 @@ class MboxMailbox:
         """Take the moved messages at their new offsets, as a scan of the file would find them."""
         self._rescan_kept(keep, tail_from)
         for message, start, verbatim in placed:
-            if verbatim:
+            if verbatim is True:
                 message.moved(start - message.start)
+            elif verbatim:
+                # Only the header is new: its length, and the body's size in the old file.
+                header_length, other_size = verbatim
+                fresh = fmt.with_new_header(self.map, start, header_length,
+                                            message.end - message.body, 0)
+                fresh.size = other_size + fmt.header_size(self.map, fresh)
+                message._where, message.check = fresh._where, fresh.check
+                self._note_read(header_length)
             else:
                 fresh = fmt.scan_message(self.map, start)[0]
                 fresh.size = fmt.compute_size(self.map, fresh)
@@ -1040,8 +1048,11 @@ class MboxMailbox:
                 separator = ("c", end, 1)
             else:
                 separator = ("l", b"\n", 1)
-            # Byte for byte: a scan finds it as before, only shifted.
-            verbatim = header is None and separator[0] == "c" and end > body
+            # Byte for byte, a scan finds it as before, only shifted (True); with
+            # only a new header, the scan of the body can be spared too (what it needs).
+            verbatim = separator[0] == "c" and end > body
+            if verbatim and header is not None:
+                verbatim = (len(header), message.size - fmt.header_size(self.map, message))
             placed.append((message, at, verbatim))
             if header is None:
                 yield "c", start, body - start
