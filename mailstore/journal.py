@@ -343,7 +343,7 @@ def _recover_with_foreign(fd, jfd, pointer, header, journal_path):
         position, length = _append_payload(jfd, _chunks_of(fd, start, size - start), digest)
         if _is_moves(header):
             # A last literal, after every move: the steps done stay done.
-            header = journal_moves.with_foreign(header, position, length)
+            header = journal_moves.with_foreign(jfd, header, position, length, digest)
         else:
             header = dict(header, writes=header["writes"] + [[header["new_end"], length, position]])
         header = dict(header, new_end=header["new_end"] + length, old_end=size,

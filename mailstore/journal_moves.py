@@ -6,9 +6,13 @@ journal first, then copies them back; this form writes only a plan.  The new
 tail (from `tail_from`, the first byte that changes place) is a list of
 pieces, laid end to end:
 
-    ["c", src, length]   a COPY of `length` bytes of the old mailbox at `src`
-    ["l", pos, length]   a LITERAL held in the journal at `pos` (rendered
-                         headers, added newlines, the pseudo-message, new mail)
+    COPY, src, length     `length` bytes of the old mailbox at `src`
+    LITERAL, pos, length  bytes held in the journal at `pos` (rendered
+                          headers, added newlines, the pseudo-message, new mail)
+
+The plan is these triples packed as 64-bit integers (a 100,000-message
+expunge that renders every header has 200,000 pieces: as JSON lists they
+took tens of MB), stored in the journal's payload and so under its sha256.
 
 A COPY moves data down (its destination is below its source), so pieces are
 written in increasing destination order.  The tail is cut into steps, each a
@@ -34,6 +38,7 @@ sources are the mailbox's own bytes, which the steps keep intact.
 """
 
 import bisect
+from array import array
 import hashlib
 import itertools
 import os
@@ -49,15 +54,17 @@ MAX_STEPS = 256
 # exercise this form on small spools.
 MIN_TAIL = 4 << 20
 FORM = "moves"
+COPY, LITERAL = 0, 1
 
 
-def plan_steps(tail_from, pieces):
-    """The step ends (offsets in the new tail) for `pieces`, or None if this form cannot
-    carry them safely in at most MAX_STEPS steps (then the full form must)."""
+def plan_steps(tail_from, plan):
+    """The step ends (offsets in the new tail) for the packed `plan`, or None if this form
+    cannot carry it safely in at most MAX_STEPS steps (then the full form must)."""
     # Every COPY piece as (its offset in the new tail, its source, its length).
     copies, offset, last_src_end = [], 0, -1
-    for kind, where, length in pieces:
-        if kind == "c":
+    for index in range(0, len(plan), 3):
+        kind, where, length = plan[index:index + 3]
+        if kind == COPY:
             if where < last_src_end or tail_from + offset >= where:
                 return None  # not a pure move down with rising sources
             copies.append((offset, where, length))
@@ -92,34 +99,34 @@ def write_journal(path, identity, patches, tail_from, pieces, old_end):
     """
     if old_end - tail_from < MIN_TAIL:
         return False
-    segments, writes, layout, offset = [], [], [], 0
+    writes, plan, offset = [], array("q"), 0
     fd = base.create_journal(path)
     payload = _Payload(fd)
     try:
         for patch_offset, data in patches:
-            position = payload.add(data)
-            segments.append([position, len(data)])
-            writes.append([patch_offset, len(data), position])
+            writes.append([patch_offset, len(data), payload.add(data)])
         for kind, where, length in pieces:
             if kind == "c":
                 if tail_from + offset >= where:
                     base.close_and_discard(fd, path)  # data moves up: not this form
                     return False
-                layout.append(["c", where, length])
+                plan.extend((COPY, where, length))
             else:
-                position = payload.add(where)
-                segments.append([position, length])
-                layout.append(["l", position, length])
+                plan.extend((LITERAL, payload.add(where), length))
             offset += length
-        payload.flush()
-        steps = plan_steps(tail_from, layout)
+        steps = plan_steps(tail_from, plan)
         if steps is None:
             base.close_and_discard(fd, path)
             return False
+        blob = plan.tobytes()
+        plan_at = payload.add(blob)
+        payload.flush()
+        # Patches, literals and the plan lie end to end: one segment to hash.
         base._publish_header(fd, {"form": FORM, "dev": identity[0], "ino": identity[1],
                                   "old_end": old_end, "new_end": tail_from + offset,
-                                  "writes": writes, "tail_from": tail_from, "pieces": layout,
-                                  "steps": steps, "segments": segments,
+                                  "writes": writes, "tail_from": tail_from,
+                                  "plan": [plan_at, len(blob)], "steps": steps,
+                                  "segments": [[payload.start, payload.end - payload.start]],
                                   "sha256": payload.digest.hexdigest()}, base.JOURNALED)
     except BaseException:
         base.close_and_discard(fd, path)
@@ -134,7 +141,7 @@ class _Payload:
 
     def __init__(self, fd):
         self.fd, self.digest = fd, hashlib.sha256()
-        self.end = os.lseek(fd, 0, os.SEEK_END)
+        self.start = self.end = os.lseek(fd, 0, os.SEEK_END)
         self.pending, self.size = [], 0
 
     def add(self, data):
@@ -159,13 +166,14 @@ def apply_steps(fd, jfd, pointer, header):
     """Stage WRITING: the patches, then every step not yet recorded as done."""
     for offset, length, position in header["writes"]:
         _copy_from_journal(fd, jfd, position, length, offset)
-    tail_from, pieces, steps = header["tail_from"], header["pieces"], header["steps"]
-    starts = list(itertools.accumulate((piece[2] for piece in pieces), initial=0))
+    tail_from, steps = header["tail_from"], header["steps"]
+    plan = _read_plan(jfd, header)
+    starts = array("q", itertools.accumulate(plan[2::3], initial=0))
     done = pointer.get("done", 0)
     a = steps[done - 1] if done else 0
     for number in range(done, len(steps)):
         b = steps[number]
-        _write_range(fd, jfd, tail_from, pieces, starts, a, b)
+        _write_range(fd, jfd, tail_from, plan, starts, a, b)
         # The step's bytes are durable before the record that lets the next
         # step overwrite its sources.
         os.fsync(fd)
@@ -174,17 +182,24 @@ def apply_steps(fd, jfd, pointer, header):
         a = b
 
 
-def _write_range(fd, jfd, tail_from, pieces, starts, a, b):
+def _read_plan(jfd, header):
+    position, length = header["plan"]
+    plan = array("q")
+    plan.frombytes(b"".join(base._chunks_of(jfd, position, length)))
+    return plan
+
+
+def _write_range(fd, jfd, tail_from, plan, starts, a, b):
     """Write the new tail's bytes [a, b) at tail_from + a (`starts` holds each piece's
     offset in the new tail), gathered into writes of about CHUNK bytes."""
     pending, size, at = [], 0, tail_from + a
-    for index in range(max(0, bisect.bisect_right(starts, a) - 1), len(pieces)):
-        kind, where, length = pieces[index]
+    for index in range(max(0, bisect.bisect_right(starts, a) - 1), len(plan) // 3):
+        kind, where, length = plan[3 * index:3 * index + 3]
         offset = starts[index]
         if offset >= b:
             break
         lo, hi = max(a, offset), min(b, offset + length)
-        source = fd if kind == "c" else jfd
+        source = fd if kind == COPY else jfd
         while lo < hi:
             chunk = os.pread(source, min(base.CHUNK, hi - lo), where + (lo - offset))
             if not chunk:
@@ -206,10 +221,15 @@ def _copy_from_journal(fd, jfd, position, length, dst):
         done += len(chunk)
 
 
-def with_foreign(header, position, length):
+def with_foreign(jfd, header, position, length, digest):
     """The header once mail appended after a crash (now held in the journal at
-    `position`) is added as a last literal, in a step of its own after all moves."""
-    pieces = header["pieces"] + [["l", position, length]]
-    steps = header["steps"] + [header["steps"][-1] + length if header["steps"] else length]
-    return dict(header, pieces=pieces, steps=steps,
-                segments=header["segments"] + [[position, length]])
+    `position`) is added as a last literal, in a step of its own after all moves.
+
+    The longer plan is appended to the journal (and to `digest`) as well."""
+    plan = _read_plan(jfd, header)
+    plan.extend((LITERAL, position, length))
+    blob = plan.tobytes()
+    plan_at, _ = base._append_payload(jfd, [blob], digest)
+    steps = header["steps"] + [(header["steps"][-1] if header["steps"] else 0) + length]
+    return dict(header, plan=[plan_at, len(blob)], steps=steps,
+                segments=header["segments"] + [[position, length], [plan_at, len(blob)]])

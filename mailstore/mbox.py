@@ -13,6 +13,7 @@ import os
 import socket
 import stat
 import time
+from array import array
 
 from mailstore import StoreError, journal, journal_moves, mboxindex, modseq
 from mailstore import mboxformat as fmt
@@ -789,14 +790,14 @@ class MboxMailbox:
             self._wait_for_no_pop3_session()
         path = self.store.journal_path(self.path, self.identity)
         old_size = self.size
-        placed = []  # where each message of the tail lands (see _raw_tail_pieces)
+        placed = _Placements()  # where each message of the tail lands
         try:
             # An expunge moves mail down: the moves form copies it once, in
             # place; anything else (or too small a gap) takes the full form.
             if not (moves and journal_moves.write_journal(
                     path, self.identity, patches, tail_from,
                     self._tail_pieces(tail_from, doomed, appended, placed), self.size)):
-                placed = []
+                placed = _Placements()
                 writes = [(offset, [data]) for offset, data in patches]
                 if moves:
                     writes.append((tail_from,
@@ -853,24 +854,22 @@ class MboxMailbox:
     def _place_tail(self, keep, tail_from, placed):
         """Take the moved messages at their new offsets, as a scan of the file would find them."""
         self._rescan_kept(keep, tail_from)
-        for message, start, verbatim in placed:
-            if verbatim is True:
+        for message, start, header_length, other_size in placed:
+            if header_length == _Placements.SAME:
                 message.moved(start - message.start)
-            elif verbatim:
-                # Only the header is new: its length, and the body's size in the old file.
-                header_length, other_size = verbatim
+            elif header_length == _Placements.SCAN:
+                fresh = fmt.scan_message(self.map, start)[0]
+                fresh.size = fmt.compute_size(self.map, fresh)
+                message._where, message.check = fresh._where, fresh.check
+                self._note_read(message.end - message.start)
+            else:
                 fresh = fmt.with_new_header(self.map, start, header_length,
                                             message.end - message.body, 0)
                 fresh.size = other_size + fmt.header_size(self.map, fresh)
                 message._where, message.check = fresh._where, fresh.check
                 self._note_read(header_length)
-            else:
-                fresh = fmt.scan_message(self.map, start)[0]
-                fresh.size = fmt.compute_size(self.map, fresh)
-                message._where, message.check = fresh._where, fresh.check
-                self._note_read(message.end - message.start)
             message.dirty = False
-        self.messages = keep + [message for message, _, _ in placed]
+        self.messages = keep + placed.messages
         self.layout = self._layout_digest()
         self._parsed()
 
@@ -1005,8 +1004,8 @@ class MboxMailbox:
         """The rewritten file from tail_from on, then `appended`: ("c", offset, length)
         for bytes copied from the file as they are, ("l", bytes, length) for new ones.
         Neighbouring pieces of one kind are merged (a message left alone, its
-        separator and the next one are one copy).  `placed` gets (message, new
-        start, copied byte for byte) for each message of the tail."""
+        separator and the next one are one copy).  `placed` (_Placements) learns
+        where each message of the tail lands."""
         pending = None
         for piece in self._raw_tail_pieces(tail_from, doomed, appended, placed):
             if not piece[2]:
@@ -1048,12 +1047,13 @@ class MboxMailbox:
                 separator = ("c", end, 1)
             else:
                 separator = ("l", b"\n", 1)
-            # Byte for byte, a scan finds it as before, only shifted (True); with
-            # only a new header, the scan of the body can be spared too (what it needs).
-            verbatim = separator[0] == "c" and end > body
-            if verbatim and header is not None:
-                verbatim = (len(header), message.size - fmt.header_size(self.map, message))
-            placed.append((message, at, verbatim))
+            if not (separator[0] == "c" and end > body):
+                placed.add(message, at, _Placements.SCAN)
+            elif header is None:
+                placed.add(message, at, _Placements.SAME)
+            else:
+                placed.add(message, at, len(header),
+                           message.size - fmt.header_size(self.map, message))
             if header is None:
                 yield "c", start, body - start
             else:
@@ -1115,6 +1115,31 @@ class MboxMailbox:
         if self.fd is not None:
             os.close(self.fd)
             self.fd = None
+
+
+class _Placements:
+    """Where each message of a rewritten tail lands, and how to find it there without
+    scanning the file again: SAME (copied byte for byte: shifted), a header length
+    (only the header is new: that header is read, the rest of the size kept), or SCAN.
+    Packed, as a 100,000-message tail would otherwise take tens of MB of tuples."""
+
+    SAME, SCAN = -1, -2
+
+    def __init__(self):
+        self.messages = []
+        self._numbers = array("q")  # start, header length or SAME/SCAN, size less header
+
+    def add(self, message, start, header_length, other_size=0):
+        self.messages.append(message)
+        self._numbers.extend((start, header_length, other_size))
+
+    def __bool__(self):
+        return bool(self.messages)
+
+    def __iter__(self):
+        numbers = self._numbers
+        for index, message in enumerate(self.messages):
+            yield (message,) + tuple(numbers[3 * index:3 * index + 3])
 
 
 def _privileged_factory():
