@@ -33,8 +33,9 @@ gap (one small message expunged near the start of a large file) would make
 them many, or when data must move up (headers that grew), plan_steps says
 None and the caller takes the full form, which has no such limit.
 
-The sha256 covers what the journal holds (patches and literals); the COPY
-sources are the mailbox's own bytes, which the steps keep intact.
+The sha256 covers what the journal holds (patches, literals and the plan);
+the COPY sources are the mailbox's own bytes, which the steps keep intact.
+Below MIN_TAIL the full form is used anyway.
 """
 
 import bisect
@@ -46,7 +47,7 @@ import os
 from mailstore import journal as base
 
 # At most this many steps (each costs two fsyncs and a pointer update).  An
-# expunge of every tenth message of 100,000 takes about 120; past this the
+# expunge of every tenth message of 100,000 (1.2 GB) takes 80; past this the
 # gaps are so small that the full form's two copies cost less than the steps.
 MAX_STEPS = 256
 # Below this size of new tail the full form is as quick (two copies of a few
