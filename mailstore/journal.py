@@ -9,6 +9,10 @@ journal that the next open replays. Mail that an MTA appended after a crash
 (once our locks died with the process) is found past the size we left the
 file at, and kept.
 
+A rewrite that only moves mail down (an expunge) may instead use the
+second form in mailstore.journal_moves, whose journal holds a plan of moves
+and only the new bytes; this module publishes, stages and recovers both.
+
 Journal layout: MAGIC, padding, a pointer sector, then the payload of every
 write and the JSON header, back to back.  The pointer sector names both the
 current header and the stage reached, so that one sector write moves the
@@ -103,18 +107,43 @@ def _batched(chunks):
         yield b"".join(pending)
 
 
-def _publish_header(jfd, header, stage):
+def _publish_header(jfd, header, stage, done=None):
     """Append the header, fsync, then point the pointer sector at it (with `stage`) and fsync.
 
-    Returns the pointer, for _set_stage.
+    Returns the pointer, for _set_stage.  `done` carries the moves form's
+    count of completed steps over to a new header (see journal_moves).
     """
-    blob = json.dumps(header).encode("ascii")
+    blob = json.dumps(header, separators=(",", ":")).encode("ascii")
     position = os.lseek(jfd, 0, os.SEEK_END)
     _write_all(jfd, blob)
     os.fsync(jfd)
     pointer = {"at": position, "len": len(blob)}
+    if done:
+        pointer["done"] = done
     _set_stage(jfd, pointer, stage)
     return pointer
+
+
+def create_journal(path):
+    """A new, empty journal file with its magic and room for the pointer sector."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+    try:
+        os.write(fd, MAGIC.ljust(PAYLOAD_OFFSET, b"\n"))
+    except BaseException:
+        close_and_discard(fd, path)
+        raise
+    return fd
+
+
+def close_and_discard(fd, path):
+    os.close(fd)
+    _unlink_quietly(path)
+
+
+def close_and_publish(fd, path):
+    """Close a published journal and make its name durable."""
+    os.close(fd)
+    _fsync_dir(path)
 
 
 def write_journal(path, identity, writes, old_end, tail=False):
@@ -126,9 +155,8 @@ def write_journal(path, identity, writes, old_end, tail=False):
     another file.
     """
     digest = hashlib.sha256()
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+    fd = create_journal(path)
     try:
-        os.write(fd, MAGIC.ljust(PAYLOAD_OFFSET, b"\n"))
         layout = []
         for offset, chunks in writes:
             position, length = _append_payload(fd, chunks, digest)
@@ -140,11 +168,9 @@ def write_journal(path, identity, writes, old_end, tail=False):
                              "new_end": new_end, "writes": layout,
                              "sha256": digest.hexdigest()}, JOURNALED)
     except BaseException:
-        os.close(fd)
-        _unlink_quietly(path)
+        close_and_discard(fd, path)
         raise
-    os.close(fd)
-    _fsync_dir(path)
+    close_and_publish(fd, path)
 
 
 def _set_stage(jfd, pointer, stage):
@@ -173,16 +199,34 @@ def _read_header(jfd):
     return pointer, header
 
 
-def _verify(jfd, header):
+def _is_moves(header):
+    return header.get("form") == journal_moves.FORM
+
+
+def _segments(header):
+    """(position, length) of every payload the journal holds, in the order hashed."""
+    if _is_moves(header):
+        return header["segments"]
+    return [(position, length) for _, length, position in header["writes"]]
+
+
+def _payload_digest(jfd, header):
     digest = hashlib.sha256()
-    for _, length, position in header["writes"]:
+    for position, length in _segments(header):
         for chunk in _chunks_of(jfd, position, length):
             digest.update(chunk)
-    if digest.hexdigest() != header["sha256"]:
+    return digest
+
+
+def _verify(jfd, header):
+    if _payload_digest(jfd, header).hexdigest() != header["sha256"]:
         raise JournalError("journal payload checksum mismatch")
 
 
-def _apply_writes(fd, jfd, header):
+def _apply_writes(fd, jfd, pointer, header):
+    if _is_moves(header):
+        journal_moves.apply_steps(fd, jfd, pointer, header)
+        return
     for offset, length, position in header["writes"]:
         done = 0
         for chunk in _chunks_of(jfd, position, length):
@@ -217,7 +261,7 @@ def apply(fd, journal_path):
 
 def _finish(fd, jfd, pointer, header, journal_path):
     """From stage WRITING: apply the writes, cut the file to its final size, drop the journal."""
-    _apply_writes(fd, jfd, header)
+    _apply_writes(fd, jfd, pointer, header)
     os.fsync(fd)
     new_end = header["new_end"]
     working = max(header["old_end"], new_end)
@@ -295,15 +339,16 @@ def _recover_with_foreign(fd, jfd, pointer, header, journal_path):
     start = _foreign_start(fd, pointer["stage"], header)
     size = os.fstat(fd).st_size
     if size > start:
-        digest = hashlib.sha256()
-        for _, length, position in header["writes"]:
-            for chunk in _chunks_of(jfd, position, length):
-                digest.update(chunk)
+        digest = _payload_digest(jfd, header)
         position, length = _append_payload(jfd, _chunks_of(fd, start, size - start), digest)
-        header = dict(header, writes=header["writes"] + [[header["new_end"], length, position]],
-                      new_end=header["new_end"] + length, old_end=size,
+        if _is_moves(header):
+            # A last literal, after every move: the steps done stay done.
+            header = journal_moves.with_foreign(jfd, header, position, length, digest)
+        else:
+            header = dict(header, writes=header["writes"] + [[header["new_end"], length, position]])
+        header = dict(header, new_end=header["new_end"] + length, old_end=size,
                       sha256=digest.hexdigest())
-        pointer = _publish_header(jfd, header, WRITING)
+        pointer = _publish_header(jfd, header, WRITING, pointer.get("done"))
     working = max(header["old_end"], header["new_end"])
     if os.fstat(fd).st_size < working:
         # As in apply(): stage WRITING promises the file is exactly `working`
@@ -312,3 +357,7 @@ def _recover_with_foreign(fd, jfd, pointer, header, journal_path):
         os.fsync(fd)
     _set_stage(jfd, pointer, WRITING)
     _finish(fd, jfd, pointer, header, journal_path)
+
+
+# The moves form uses this module's helpers; imported last, as it imports this module.
+from mailstore import journal_moves  # noqa: E402

@@ -7,14 +7,14 @@ under the write lock and rewrite in place through the journal.
 
 import contextlib
 import errno
-import itertools
 import mmap
 import os
 import stat
 import time
 import zlib
+from array import array
 
-from mailstore import StoreError, journal, mboxindex, modseq
+from mailstore import StoreError, journal, journal_moves, mboxindex, modseq
 from mailstore import mboxformat as fmt
 from mailstore.fromline import format_from_line, parse_from_line
 from mailstore.locking import lock_mbox
@@ -812,21 +812,30 @@ class MboxMailbox:
         `appended` is new mail to put after the last message, in the same
         journal as the header patches (and the UID base that counts it).
         """
-        writes, tail_from = self._plan(doomed)
+        patches, tail_from = self._plan(doomed)
         moves = tail_from is not None
         if moves and self.session_lock is None:
             self._wait_for_no_pop3_session()
-        if appended and moves:
-            offset, chunks = writes[-1]
-            writes[-1] = (offset, itertools.chain(chunks, [appended]))
-        elif appended:
-            writes.append((self.size, [self._separator() + appended]))
         path = self.store.journal_path(self.path, self.identity)
         old_size = self.size
+        placed = _Placements()  # where each message of the tail lands
         # The moved messages' old share of the layout, read while the old bytes are there.
         moved_layout = self._layout_part(self._known_from(tail_from)) if moves else 0
         try:
-            journal.write_journal(path, self.identity, writes, self.size, moves or bool(appended))
+            # An expunge moves mail down: the moves form copies it once, in
+            # place; anything else (or too small a gap) takes the full form.
+            if not (moves and journal_moves.write_journal(
+                    path, self.identity, patches, tail_from,
+                    self._tail_pieces(tail_from, doomed, appended, placed), self.size)):
+                placed = _Placements()
+                writes = [(offset, [data]) for offset, data in patches]
+                if moves:
+                    writes.append((tail_from,
+                                   self._tail_chunks(tail_from, doomed, appended, placed)))
+                elif appended:
+                    writes.append((self.size, [self._separator() + appended]))
+                journal.write_journal(path, self.identity, writes, self.size,
+                                      moves or bool(appended))
             journal.apply(self.fd, path)
         except OSError as error:
             raise StoreError(StoreError.TEMPORARY, "cannot update mailbox: %s"
@@ -836,7 +845,7 @@ class MboxMailbox:
         if doomed:
             self.messages = [m for m in self.messages if id(m) not in doomed]
         if moves:
-            self._reparse_from(tail_from, moved_layout, bool(doomed))
+            self._reparse_from(tail_from, placed, appended, moved_layout, bool(doomed))
         else:
             self._after_patches()
             if appended:
@@ -848,30 +857,64 @@ class MboxMailbox:
         known = ([self.pseudo] if self.pseudo else []) + self.messages
         return [m for m in known if m.start >= offset]
 
-    def _reparse_from(self, tail_from, moved_layout, expunged):
+    def _reparse_from(self, tail_from, placed, appended, moved_layout, expunged):
         """After a rewrite that moved data from tail_from on: re-read only from there.
 
         The messages before tail_from kept their place (some got same-size
-        patches); those after it were written by us with their UIDs.
-        `moved_layout` is the old layout share of what moved.
+        patches); those after it were written by us with their UIDs.  Those
+        copied byte for byte (`placed` says where to) are only shifted: a scan
+        of a 1 GB tail costs more than the move.  The rest are scanned again.
+        `moved_layout` is the old layout share of the tail; after an expunge
+        (`expunged`) every message is compared for modseqs, to find the gone.
         """
         self.reads += 1
         keep = [m for m in self.messages if m.start < tail_from]
+        if self.layout is not None:
+            self.layout = (self.layout - moved_layout) & _LAYOUT_MASK
+        if placed and not appended and not (tail_from == 0 and self.pseudo):
+            self._place_tail(keep, tail_from, placed, expunged)
+            return
         if not keep or tail_from <= keep[0].start:
             self._map_and_parse()
             return
+        patched = self._rescan_kept(keep, tail_from)
+        changed = None if expunged else keep[:1] + patched
+        if not self._take_new_messages(tail_from, True, keep[-1].uid, changed):
+            self._map_and_parse()
+
+    def _rescan_kept(self, keep, tail_from):
+        """The messages before the moved tail: re-find the metadata we patched in place."""
         patched = [m for m in self._dirty_messages() if m.start < tail_from]
         self.messages, self._touched = keep, []
         self._remap(os.fstat(self.fd).st_size)
         for message in ([self.pseudo] if self.pseudo else []) + keep[:1] + patched:
             self._rescan_header(message)
             message.dirty = False
-        if self.layout is not None:
-            self.layout = (self.layout - moved_layout) & _LAYOUT_MASK
-        # Expunged UIDs are found as gone only by comparing every message.
-        changed = None if expunged else keep[:1] + patched
-        if not self._take_new_messages(tail_from, True, keep[-1].uid, changed):
-            self._map_and_parse()
+        return patched
+
+    def _place_tail(self, keep, tail_from, placed, expunged):
+        """Take the moved messages at their new offsets, as a scan of the file would find them."""
+        patched = self._rescan_kept(keep, tail_from)
+        for message, start, header_length, other_size in placed:
+            if header_length == _Placements.SAME:
+                message.moved(start - message.start)
+            elif header_length == _Placements.SCAN:
+                fresh = fmt.scan_message(self.map, start)[0]
+                fresh.size = fmt.compute_size(self.map, fresh)
+                message._where, message.check = fresh._where, fresh.check
+                self._note_read(message.end - message.start)
+            else:
+                fresh = fmt.with_new_header(self.map, start, header_length,
+                                            message.end - message.body, 0)
+                fresh.size = other_size + fmt.header_size(self.map, fresh)
+                message._where, message.check = fresh._where, fresh.check
+                self._note_read(header_length)
+            message.dirty = False
+        self.messages = keep + placed.messages
+        self._layout_changed(added=placed.messages)
+        if not expunged:
+            self._modseq_candidates = keep[:1] + patched + placed.messages
+        self._parsed()
 
     @contextlib.contextmanager
     def _undone_on_failure(self):
@@ -918,12 +961,10 @@ class MboxMailbox:
         return fresh
 
     def _plan(self, doomed):
-        """The journal writes (same-size header patches, then one tail from the first
-        move) and whether anything moves."""
+        """The same-size header patches [(offset, bytes)] before the first byte that moves,
+        and that offset (None if nothing moves): the tail from there on is rewritten."""
         if all(id(m) in doomed for m in self.messages) and not self.pseudo:
-            pseudo = fmt.pseudo_message(self.uidvalidity, self.last_uid, self.keywords,
-                                        os.uname().nodename)
-            return [(0, [pseudo])], 0
+            return [], 0  # just the pseudo-message (see _tail_pieces)
         writes = []
         tail_from = self._plan_pseudo(writes)
         need_base = self.pseudo is None
@@ -938,12 +979,12 @@ class MboxMailbox:
             if not (message.dirty or base):
                 continue
             region = self._header_region(message, base)
+            if region is None:
+                continue
             if len(region) != message.body - message.header:
                 tail_from = message.start
             elif region != self.map[message.header:message.body]:
-                writes.append((message.header, [region]))
-        if tail_from is not None:
-            writes.append((tail_from, self._tail_chunks(tail_from, doomed)))
+                writes.append((message.header, region))
         return writes, tail_from
 
     def _plan_candidates(self, doomed):
@@ -989,16 +1030,49 @@ class MboxMailbox:
             if self.map[start:start + 7] == b"X-IMAP:":
                 if end - start == len(line):
                     if self.map[start:end] != line:
-                        writes.append((start, [line]))
+                        writes.append((start, line))
                     return None
         return 0
 
-    def _tail_chunks(self, tail_from, doomed):
-        """Yield the rewritten file from tail_from on, message by message."""
+    def _tail_chunks(self, tail_from, doomed, appended, placed):
+        """The rewritten file from tail_from on as bytes, in bounded chunks (the full form)."""
+        for kind, where, length in self._tail_pieces(tail_from, doomed, appended, placed):
+            if kind == "l":
+                yield where
+                continue
+            for pos in range(where, where + length, journal.CHUNK):
+                yield self._read(pos, min(where + length, pos + journal.CHUNK))
+
+    def _tail_pieces(self, tail_from, doomed, appended, placed):
+        """The rewritten file from tail_from on, then `appended`: ("c", offset, length)
+        for bytes copied from the file as they are, ("l", bytes, length) for new ones.
+        Neighbouring pieces of one kind are merged (a message left alone, its
+        separator and the next one are one copy).  `placed` (_Placements) learns
+        where each message of the tail lands."""
+        pending = None
+        for piece in self._raw_tail_pieces(tail_from, doomed, appended, placed):
+            if not piece[2]:
+                continue
+            if pending is None:
+                pending = piece
+            elif piece[0] == pending[0] == "c" and pending[1] + pending[2] == piece[1]:
+                pending = ("c", pending[1], pending[2] + piece[2])
+            elif piece[0] == pending[0] == "l":
+                pending = ("l", pending[1] + piece[1], pending[2] + piece[2])
+            else:
+                yield pending
+                pending = piece
+        if pending is not None:
+            yield pending
+
+    def _raw_tail_pieces(self, tail_from, doomed, appended, placed):
         need_base = self.pseudo is None
-        if tail_from == 0 and self.pseudo:
-            yield fmt.pseudo_message(self.uidvalidity, self.last_uid, self.keywords,
-                                     os.uname().nodename)
+        at = tail_from  # where the next piece lands
+        if tail_from == 0 and (self.pseudo or len(doomed) == len(self.messages)):
+            pseudo = fmt.pseudo_message(self.uidvalidity, self.last_uid, self.keywords,
+                                        os.uname().nodename)
+            yield "l", pseudo, len(pseudo)
+            at += len(pseudo)
         for message in self.messages:
             if id(message) in doomed:
                 continue
@@ -1006,25 +1080,48 @@ class MboxMailbox:
             need_base = False
             if message.start < tail_from:
                 continue
-            yield self._read(message.start, message.header)
-            yield self._header_region(message, base)
-            yield from self.body_chunks(message)
-            if message.end > message.body and self.map[message.end - 1:message.end] != b"\n":
-                yield b"\n"
-            yield b"\n"
+            start, body, end = message.start, message.body, message.end
+            self._note_read(end - start)
+            header = self._header_region(message, base)
+            # The separator: the file's own empty line when it has one.
+            if end > body and self.map[end - 1:end] != b"\n":
+                separator = ("l", b"\n\n", 2)
+            elif self.map[end:end + 1] == b"\n":
+                separator = ("c", end, 1)
+            else:
+                separator = ("l", b"\n", 1)
+            if not (separator[0] == "c" and end > body):
+                placed.add(message, at, _Placements.SCAN)
+            elif header is None:
+                placed.add(message, at, _Placements.SAME)
+            else:
+                placed.add(message, at, len(header),
+                           message.size - fmt.header_size(self.map, message))
+            if header is None:
+                yield "c", start, body - start
+            else:
+                yield "c", start, message.header - start
+                yield "l", header, len(header)
+            yield "c", body, end - body
+            yield separator
+            at += end - start + separator[2] + (0 if header is None
+                                                else len(header) - (body - message.header))
+        if appended:
+            yield "l", appended, len(appended)
 
     def _header_region(self, message, base):
-        """The header to write: as on disk if we changed nothing, else rendered.
+        """The header to write: None to keep it as on disk, else the bytes.
 
         Another session may have patched a message's flags in place since we
         parsed it (RFC 2180); rendering our stale copy would undo that.  Only
         X-IMAPbase, if it must change, is replaced when its size allows.
         """
-        region = self._read(message.header, message.body)
-        if message.dirty or not region.endswith((b"\n\n", b"\n\r\n")):
+        ends = self.map[max(message.header, message.body - 3):message.body]
+        if message.dirty or not ends.endswith((b"\n\n", b"\n\r\n")):
             return self._render_header(message, base)
         if base is None:
-            return region
+            return None
+        region = self._read(message.header, message.body)
         for start, end in message.hidden:
             if self.map[start:start + 11] == b"X-IMAPbase:" and end - start == len(base):
                 offset = start - message.header
@@ -1065,6 +1162,31 @@ class MboxMailbox:
 
 # The layout sum is kept to 64 bits.
 _LAYOUT_MASK = (1 << 64) - 1
+
+
+class _Placements:
+    """Where each message of a rewritten tail lands, and how to find it there without
+    scanning the file again: SAME (copied byte for byte: shifted), a header length
+    (only the header is new: that header is read, the rest of the size kept), or SCAN.
+    Packed, as a 100,000-message tail would otherwise take tens of MB of tuples."""
+
+    SAME, SCAN = -1, -2
+
+    def __init__(self):
+        self.messages = []
+        self._numbers = array("q")  # start, header length or SAME/SCAN, size less header
+
+    def add(self, message, start, header_length, other_size=0):
+        self.messages.append(message)
+        self._numbers.extend((start, header_length, other_size))
+
+    def __bool__(self):
+        return bool(self.messages)
+
+    def __iter__(self):
+        numbers = self._numbers
+        for index, message in enumerate(self.messages):
+            yield (message,) + tuple(numbers[3 * index:3 * index + 3])
 
 
 def _privileged_factory():

@@ -140,6 +140,13 @@ class Message:
         """The hidden spans as packed offsets (for the index sidecar)."""
         return self._where[_SPANS_AT:]
 
+    def moved(self, delta):
+        """Shift every offset by delta (the message's bytes were copied unchanged)."""
+        values = _unpack_offsets(self._where)
+        shifted = array("q", [value + delta for value in values])
+        shifted[4] = values[4]  # the size, not an offset
+        self._where = shifted.tobytes()
+
     @classmethod
     def packed(cls, numbers, hidden):
         """A Message from _NUMBERS-packed bytes and packed hidden spans."""
@@ -314,6 +321,27 @@ def changed_messages(buf, messages):
         if crc32(buf[start:body]) != message.check:
             changed.append(message)
     return changed
+
+
+def with_new_header(buf, start, header_length, body_length, size):
+    """The Message scan_message would find at start, where a message was written with a new
+    header of header_length bytes (From_ line, body and separator copied as they were):
+    only the header is read, not the body."""
+    header = line_end(buf, start)
+    body = header + header_length
+    hend = header_end(buf, header, body)
+    header_bytes = buf[header:hend]
+    hidden = pack_offsets(offset for match in _META.finditer(header_bytes)
+                          for offset in (header + match.start(), header + match.end()))
+    message = Message.packed(pack_numbers(start, header, body, body + body_length, size), hidden)
+    message.check = zlib.crc32(buf[hend:body], zlib.crc32(header_bytes, zlib.crc32(buf[start:header])))
+    return message
+
+
+def header_size(buf, message):
+    """The part of RFC822.SIZE that is the visible header (see compute_size)."""
+    return sum(crlf_size(buf, s, min(e, message.body)) for s, e in visible_spans(message)
+               if s < message.body)
 
 
 def fingerprint(buf, message):

@@ -6,7 +6,8 @@ The plan says what to do ("commit": open, set flags, commit with expunge;
 "recover": just open, which replays a journal) and, optionally, at which I/O
 call to die by SIGKILL: `kill_at` counts calls to os.write, os.pwrite,
 os.fsync, os.ftruncate, os.posix_fallocate and os.unlink (or only those
-named in `hooked`) made from the moment the action starts; `phase` is "before" the call, "after" it, or "torn"
+named in `hooked`) made from the moment the action starts; `moves_min_tail` lowers
+journal_moves.MIN_TAIL so that a small spool's expunge takes the moves form; `phase` is "before" the call, "after" it, or "torn"
 (half of the data written, then death).  The parent may also kill us from
 outside: we print "go" just before the action starts, and "done <seconds>
 <calls>" when it finished.
@@ -50,8 +51,11 @@ def main():
         plan = json.load(handle)
     from auth import Principal
     from mailstore import mboxformat as fmt
-    from mailstore import open_store
+    from mailstore import journal_moves, open_store
     from server.config import Config
+
+    if "moves_min_tail" in plan:
+        journal_moves.MIN_TAIL = plan["moves_min_tail"]  # the moves form on a small spool
 
     config = Config({"mail_location": "mbox:%s:INBOX=%s" % (plan["home"], plan["spool"]),
                      "index_dir": plan["index_dir"], "mbox_lock_timeout": 5})
