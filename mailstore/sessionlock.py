@@ -44,6 +44,8 @@ class SessionLock:
     def acquire(self):
         for _ in range(5):
             fd = self._open_checked()
+            if fd is None:
+                continue  # unlinked by its holder's release between our open and fstat
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except OSError as error:
@@ -69,6 +71,11 @@ class SessionLock:
         finally:
             os.umask(old_umask)
         st = os.fstat(fd)
+        if stat.S_ISREG(st.st_mode) and st.st_nlink == 0:
+            # The session that held it released it (unlink, then close) just
+            # after our open found the name: not a link attack, a file now gone.
+            os.close(fd)
+            return None
         if not stat.S_ISREG(st.st_mode) or st.st_nlink != 1:
             os.close(fd)
             raise StoreError(StoreError.NO_PERMISSION, "SECURITY PROBLEM: hard link to lock name %s"
