@@ -96,13 +96,19 @@ class Session:
                 "marks": self.marks}
 
 
-def imap_session(server, name, timeout):
+def selected_imap_session(server, name, timeout):
+    """(Session, ImapClient) after the greeting, LOGIN and SELECT INBOX, each timed."""
     session = Session(server, "imap", name, timeout)
     client = ImapClient(session.conn)
     session.timed("greeting", client.greeting)
     session.timed("LOGIN", lambda: client.command(
         b'LOGIN "%s" "%s"' % tuple(part.encode() for part in session.login)))
     session.timed("SELECT", lambda: client.command(b"SELECT INBOX"))
+    return session, client
+
+
+def imap_session(server, name, timeout):
+    session, client = selected_imap_session(server, name, timeout)
     _, _, untagged = session.timed("FETCH", lambda: client.command(ENVELOPE_FETCH, keep=False))
     session.timed("LOGOUT", lambda: client.conn.send(b"Z LOGOUT\r\n"))
     return session.finish()
@@ -111,12 +117,7 @@ def imap_session(server, name, timeout):
 def imap_delivery_session(server, name, timeout):
     """SELECT, then one message appended to the spool as an MTA does, then NOOP: the
     session re-reads what changed (every header is hashed to find flag patches)."""
-    session = Session(server, "imap", name, timeout)
-    client = ImapClient(session.conn)
-    session.timed("greeting", client.greeting)
-    session.timed("LOGIN", lambda: client.command(
-        b'LOGIN "%s" "%s"' % tuple(part.encode() for part in session.login)))
-    session.timed("SELECT", lambda: client.command(b"SELECT INBOX"))
+    session, client = selected_imap_session(server, name, timeout)
     with open(server.spool("imap"), "r+b") as spool:
         spool.seek(-2, os.SEEK_END)
         ending = spool.read(2)
