@@ -12,7 +12,7 @@ import time
 from imap.command import ParseError
 from imap.framing import CommandReady, Framer, LineTooLong, LiteralAnnounced, Rejected
 from server import limits
-from server.login import FailedLogins, login_read_timeout, nologin_file
+from server.login import FailedLogins, SessionCredentials, login_read_timeout, nologin_file
 from server.replies import QueuedReplies
 from server.transport import Disconnected, Timeout
 
@@ -63,7 +63,7 @@ class CloseSession(Exception):
     """Leave the command loop after the replies already sent."""
 
 
-class ImapSession(QueuedReplies):
+class ImapSession(SessionCredentials, QueuedReplies):
     """The state of one connection: login, selected mailbox, output buffer."""
 
     def __init__(self, transport, config, log, hostname):
@@ -319,24 +319,18 @@ class ImapSession(QueuedReplies):
             words += AUTHENTICATED_CAPABILITIES
         return b" ".join(words)
 
-    def make_tls_context(self):
-        from server.tls import server_context
-
-        return server_context(self.config)
-
     # -- login --------------------------------------------------------------
 
-    def authenticator(self):
-        from auth.authenticator import Authenticator
-
-        return Authenticator(self.config, self.log, service=self.config.imap_pam_service)
+    @property
+    def pam_service(self):
+        return self.config.imap_pam_service
 
     def login(self, user, method, check):
         """Check credentials, become the user, open the store; the tagged OK text."""
         from server.login import LoginRefused, attempt_login
 
         try:
-            principal = attempt_login(self, user, check, self.config.imap_pam_service)
+            principal = attempt_login(self, user, check, self.pam_service)
         except LoginRefused as refusal:
             if refusal.disabled:
                 raise No("Logins are disabled, try again later", "UNAVAILABLE") from None

@@ -12,7 +12,7 @@ import time
 from array import array
 
 from server import limits
-from server.login import FailedLogins, login_read_timeout, nologin_file
+from server.login import FailedLogins, SessionCredentials, login_read_timeout, nologin_file
 from server.replies import QueuedReplies
 from server.transport import Disconnected, LineTooLong, Timeout
 
@@ -174,7 +174,7 @@ class WireWriter:
         self.write(b".\r\n" if self.at_line_start else b"\r\n.\r\n")
 
 
-class Pop3Session(QueuedReplies):
+class Pop3Session(SessionCredentials, QueuedReplies):
     """One POP3 conversation: the protocol state and nothing else."""
 
     def __init__(self, transport, config, log, hostname):
@@ -413,22 +413,16 @@ class Pop3Session(QueuedReplies):
         self.flush()
         self.transport.start_tls(context)
 
-    def make_tls_context(self):
-        from server.tls import server_context
-
-        return server_context(self.config)
-
-    def authenticator(self):
-        from auth.authenticator import Authenticator
-
-        return Authenticator(self.config, self.log, service=self.config.pam_service)
+    @property
+    def pam_service(self):
+        return self.config.pam_service
 
     def login(self, user, method, check):
         """Check credentials, then become the user and open the maildrop."""
         from server.login import LoginRefused, attempt_login
 
         try:
-            principal = attempt_login(self, user, check, self.config.pam_service)
+            principal = attempt_login(self, user, check, self.pam_service)
         except AuthCancelled:
             self.reply("-ERR [AUTH] Authentication cancelled")
             return

@@ -90,6 +90,21 @@ class LoginRefused(Exception):
         self.disabled, self.closing = disabled, closing
 
 
+class SessionCredentials:
+    """Mixin for both sessions: their TLS context and authenticator. The session
+    gives config, log and `pam_service` (UW's service name for its protocol)."""
+
+    def make_tls_context(self):
+        from server.tls import server_context
+
+        return server_context(self.config)
+
+    def authenticator(self):
+        from auth.authenticator import Authenticator
+
+        return Authenticator(self.config, self.log, service=self.pam_service)
+
+
 def attempt_login(session, user, check, service):
     """One login under the policy both servers share; the Principal, or LoginRefused.
 
