@@ -16,7 +16,6 @@ which case only mail appended after the indexed end is parsed.
 import marshal
 import os
 import struct
-import zlib
 from array import array
 
 from mailstore import mboxformat as fmt
@@ -32,40 +31,27 @@ _PIECE = 8192
 class Index:
     """What an index file held, checked against the open file by `usable`.
 
-    `pseudo` is UW's pseudo-message or None; `checks` holds the fingerprint
-    of the pseudo-message (first, if any) and of every message, in order.
+    `pseudo` is UW's pseudo-message or None; each message carries in `check`
+    the fingerprint its From_ line and header had when it was indexed.
     """
 
     __slots__ = ("stamp", "uidvalidity", "last_uid", "keywords", "pseudo", "messages",
-                 "checks", "layout", "modseq_mark")
+                 "layout", "modseq_mark")
 
-    def __init__(self, stamp, uidvalidity, last_uid, keywords, pseudo, messages, checks, layout,
+    def __init__(self, stamp, uidvalidity, last_uid, keywords, pseudo, messages, layout,
                  modseq_mark=None):
         self.stamp, self.uidvalidity, self.last_uid = stamp, uidvalidity, last_uid
         self.keywords, self.pseudo, self.messages, self.layout = keywords, pseudo, messages, layout
-        self.checks, self.modseq_mark = checks, modseq_mark
+        self.modseq_mark = modseq_mark
 
     @property
     def indexed_size(self):
         return self.stamp[1]
 
 
-def fingerprint(buf, message):
-    """A hash of the bytes an in-place change could touch: From_ line and header."""
-    return zlib.crc32(buf[message.start:message.body])
-
-
-def _fingerprints(buf, messages):
-    """fingerprint() of each message, its pages of the map let go on the way."""
-    pages = fmt.PageRelease(buf)
-    for message in messages:
-        pages.consumed(message.end - message.start)
-        yield fingerprint(buf, message)
-
-
 def _check_of(buf, message):
     """The message's fingerprint: kept from its last read, computed if unknown."""
-    return message.check if message.check is not None else fingerprint(buf, message)
+    return message.check if message.check is not None else fmt.fingerprint(buf, message)
 
 
 def _write_group(handle, buf, messages):
@@ -85,7 +71,7 @@ def _write_group(handle, buf, messages):
 
 
 def _read_group(handle):
-    """([Message], their fingerprints) as _write_group wrote them."""
+    """[Message] (with their fingerprints in `check`) as _write_group wrote them."""
     count, lengths, uids, flags, checks, keywords, size = marshal.load(handle)
     lengths, uids, flags, checks = _ints(lengths, "i"), _ints(uids), _ints(flags), _ints(checks)
     if not len(lengths) == len(uids) == len(flags) == len(checks) == count \
@@ -99,7 +85,7 @@ def _read_group(handle):
                                             checks[part])
     for i, words in keywords.items():
         messages[i].keywords = tuple(words)
-    return messages, checks
+    return messages
 
 
 def _ints(data, kind="q"):
@@ -134,13 +120,13 @@ def load(path, identity):
             header = marshal.load(handle)
             if header[0] != FORMAT or tuple(header[1]) != tuple(identity):
                 return None
-            pseudo, pseudo_checks = _read_group(handle)
-            messages, checks = _read_group(handle)
+            pseudo = _read_group(handle)
+            messages = _read_group(handle)
         _, _, stamp, uidvalidity, last_uid, keywords, layout, modseq_mark = header
         if len(pseudo) > 1 or not isinstance(layout, int):
             return None
         return Index(tuple(stamp), uidvalidity, last_uid, list(keywords),
-                     pseudo[0] if pseudo else None, messages, pseudo_checks + checks, layout,
+                     pseudo[0] if pseudo else None, messages, layout,
                      tuple(modseq_mark) if modseq_mark else None)
     except (OSError, EOFError, ValueError, TypeError, IndexError, AttributeError, struct.error):
         return None
@@ -155,7 +141,7 @@ def usable(index, buf, stamp):
     entries = ([index.pseudo] if index.pseudo else []) + index.messages
     if any(message.body > len(buf) for message in entries):
         return False
-    return all(found == check for found, check in zip(_fingerprints(buf, entries), index.checks))
+    return not fmt.changed_messages(buf, entries)
 
 
 def remove(path):
