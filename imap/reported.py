@@ -35,6 +35,10 @@ class ReportedFlags:
         told = self._since.get(uid)
         if told is not None:
             return told
+        return self._taken(uid, default)
+
+    def _taken(self, uid, default=None):
+        """What the arrays hold for uid."""
         at = bisect.bisect_left(self._uids, uid)
         if at == len(self._uids) or self._uids[at] != uid:
             return default
@@ -42,4 +46,9 @@ class ReportedFlags:
         return (self._flags[at], keywords) if keywords else self._flags[at]
 
     def __setitem__(self, uid, told):
-        self._since[uid] = told
+        # A FETCH FLAGS of every message tells mostly what the arrays hold:
+        # only differences go to the dict, or it would grow to 5 MB again.
+        if told == self._taken(uid):
+            self._since.pop(uid, None)
+        else:
+            self._since[uid] = told

@@ -14,6 +14,7 @@ from imap.contexts import UpdateContexts
 from imap.reported import ReportedFlags, reported_flags
 from mailstore import StoreError
 from mailstore import mboxformat as fmt
+from mailstore.uidset import UidSet
 
 SYSTEM_FLAGS = {"\\Seen": fmt.SEEN, "\\Answered": fmt.ANSWERED, "\\Flagged": fmt.FLAGGED,
                 "\\Deleted": fmt.DELETED, "\\Draft": fmt.DRAFT}
@@ -141,7 +142,7 @@ class SelectedMailbox:
         self.session, self.mailbox, self.name = session, mailbox, name
         self.readonly = readonly
         self.uids = []
-        self.recent = set()
+        self.recent = UidSet()
         self.reported = ReportedFlags()
         self.stamp = None
         self.reads = None
@@ -162,7 +163,7 @@ class SelectedMailbox:
     def open(self):
         """Claim \\Recent for new mail and take the current messages as the numbering."""
         if self.track_recent:
-            self.recent = self.mailbox.claim_recent()
+            self.recent = UidSet(self.mailbox.claim_recent())
         self.keywords = list(self.mailbox.keywords)
         self.uidvalidity = self.mailbox.uidvalidity
         self.uids = [m.uid for m in self.mailbox.messages]
@@ -177,7 +178,7 @@ class SelectedMailbox:
 
     def forget_recent(self):
         """The client enabled IMAP4rev2 while this mailbox was selected."""
-        self.recent, self.track_recent = set(), False
+        self.recent, self.track_recent = UidSet(), False
 
     def remember_all(self):
         self.reported = ReportedFlags(self.mailbox.messages)

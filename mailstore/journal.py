@@ -14,7 +14,11 @@ second form in mailstore.journal_moves, whose journal holds a plan of moves
 and only the new bytes; this module publishes, stages and recovers both.
 
 Journal layout: MAGIC, padding, a pointer sector, then the payload of every
-write and the JSON header, back to back.  The pointer sector names both the
+write and the JSON header, back to back.  Same-size header patches (a POP3
+QUIT that marks 100,000 messages seen makes 100,000) are not JSON writes:
+their bytes lie end to end in the payload, followed by a table of packed
+(offset, length, position) triples, so neither writing nor replaying them
+holds one Python object per patch.  The pointer sector names both the
 current header and the stage reached, so that one sector write moves the
 journal from one consistent state to the next (also when recovery publishes
 a new header that carries mail appended after a crash).
@@ -23,8 +27,11 @@ a new header that carries mail appended after a crash).
 import hashlib
 import json
 import os
+from array import array
 
-MAGIC = b"PYIMAPD-JOURNAL 2\n"
+MAGIC = b"PYIMAPD-JOURNAL 3\n"
+# Version 2 had no patch table; its journals are still replayed.
+READABLE = (MAGIC, b"PYIMAPD-JOURNAL 2\n")
 # The pointer to the header, with the stage, lives in its own 512-byte
 # sector, so that updating it is a single sector write.
 POINTER_OFFSET, POINTER_SIZE = 512, 512
@@ -41,6 +48,29 @@ CHUNK = 1 << 20
 
 class JournalError(Exception):
     """The journal exists but cannot be used; the mailbox was not touched."""
+
+
+class PatchList:
+    """Same-size patches [(offset, bytes)], packed: offsets and ends in arrays, the
+    bytes in one buffer (a tuple and a bytes object per patch took about 150 bytes)."""
+
+    def __init__(self):
+        self.offsets, self.ends, self.data = array("q"), array("q"), bytearray()
+
+    def append(self, patch):
+        offset, data = patch
+        self.data += data
+        self.offsets.append(offset)
+        self.ends.append(len(self.data))
+
+    def __len__(self):
+        return len(self.offsets)
+
+    def __iter__(self):
+        start = 0
+        for offset, end in zip(self.offsets, self.ends):
+            yield offset, bytes(self.data[start:end])
+            start = end
 
 
 def _fsync_dir(path):
@@ -107,6 +137,49 @@ def _batched(chunks):
         yield b"".join(pending)
 
 
+def append_patches(append, patches):
+    """Put the patches' bytes, then their table, into the payload through
+    `append(data) -> position`; return the header's "patches" entry
+    [data position, data length, table position, table length]."""
+    data_at = append(bytes(patches.data))
+    table = array("q")
+    start = 0
+    for offset, end in zip(patches.offsets, patches.ends):
+        table.extend((offset, end - start, data_at + start))
+        start = end
+    blob = table.tobytes()
+    return [data_at, len(patches.data), append(blob), len(blob)]
+
+
+def _patch_segments(header):
+    """The (position, length) payloads of the patch table's entry, in the order hashed."""
+    if "patches" not in header:
+        return []
+    data_at, data_len, table_at, table_len = header["patches"]
+    return [(data_at, data_len), (table_at, table_len)]
+
+
+def apply_patches(fd, jfd, header):
+    """Write the patches of the header's table onto the mailbox, reading the
+    journal in pieces of about CHUNK bytes (patches are a few bytes each)."""
+    if "patches" not in header:
+        return
+    data_at, data_len, table_at, table_len = header["patches"]
+    table = array("q")
+    table.frombytes(b"".join(_chunks_of(jfd, table_at, table_len)))
+    if len(table) % 3:
+        raise JournalError("journal patch table is damaged")
+    buffer, buffer_at = b"", data_at
+    for index in range(0, len(table), 3):
+        offset, length, position = table[index:index + 3]
+        if position + length > buffer_at + len(buffer) or position < buffer_at:
+            buffer, buffer_at = os.pread(jfd, max(CHUNK, length), position), position
+            if len(buffer) < length:
+                raise JournalError("journal payload is truncated")
+        start = position - buffer_at
+        _pwrite_all(fd, memoryview(buffer)[start:start + length], offset)
+
+
 def _publish_header(jfd, header, stage, done=None):
     """Append the header, fsync, then point the pointer sector at it (with `stage`) and fsync.
 
@@ -146,17 +219,21 @@ def close_and_publish(fd, path):
     _fsync_dir(path)
 
 
-def write_journal(path, identity, writes, old_end, tail=False):
-    """Write the complete journal for `writes` [(offset, iterable of chunks)] and fsync it.
+def write_journal(path, identity, writes, old_end, tail=False, patches=None):
+    """Write the complete journal for `writes` [(offset, iterable of chunks)] and
+    `patches` (a PatchList, written first), and fsync it.
 
     With `tail`, the last write is the rest of the file and defines its new
-    end; otherwise the writes are patches and the size stays. `identity` is
-    (st_dev, st_ino) of the mailbox, so a journal is never replayed onto
-    another file.
+    end; otherwise the size stays. `identity` is (st_dev, st_ino) of the
+    mailbox, so a journal is never replayed onto another file.
     """
     digest = hashlib.sha256()
     fd = create_journal(path)
     try:
+        header = {"dev": identity[0], "ino": identity[1], "old_end": old_end}
+        if patches:
+            header["patches"] = append_patches(
+                lambda data: _append_payload(fd, [data], digest)[0], patches)
         layout = []
         for offset, chunks in writes:
             position, length = _append_payload(fd, chunks, digest)
@@ -164,9 +241,8 @@ def write_journal(path, identity, writes, old_end, tail=False):
         new_end = old_end
         if tail and layout:
             new_end = layout[-1][0] + layout[-1][1]
-        _publish_header(fd, {"dev": identity[0], "ino": identity[1], "old_end": old_end,
-                             "new_end": new_end, "writes": layout,
-                             "sha256": digest.hexdigest()}, JOURNALED)
+        header.update({"new_end": new_end, "writes": layout, "sha256": digest.hexdigest()})
+        _publish_header(fd, header, JOURNALED)
     except BaseException:
         close_and_discard(fd, path)
         raise
@@ -184,7 +260,7 @@ def _set_stage(jfd, pointer, stage):
 def _read_header(jfd):
     """(pointer, header) of a published journal; JournalError if there is none."""
     head = os.pread(jfd, PAYLOAD_OFFSET, 0)
-    if len(head) < PAYLOAD_OFFSET or not head.startswith(MAGIC):
+    if len(head) < PAYLOAD_OFFSET or not head.startswith(READABLE):
         raise JournalError("journal header is incomplete")
     try:
         pointer = head[POINTER_OFFSET:].strip()
@@ -207,7 +283,8 @@ def _segments(header):
     """(position, length) of every payload the journal holds, in the order hashed."""
     if _is_moves(header):
         return header["segments"]
-    return [(position, length) for _, length, position in header["writes"]]
+    return _patch_segments(header) + [(position, length)
+                                      for _, length, position in header["writes"]]
 
 
 def _payload_digest(jfd, header):
@@ -227,6 +304,7 @@ def _apply_writes(fd, jfd, pointer, header):
     if _is_moves(header):
         journal_moves.apply_steps(fd, jfd, pointer, header)
         return
+    apply_patches(fd, jfd, header)
     for offset, length, position in header["writes"]:
         done = 0
         for chunk in _chunks_of(jfd, position, length):

@@ -93,19 +93,18 @@ def write_journal(path, identity, patches, tail_from, pieces, old_end):
     """Write and fsync the journal of this form; False (nothing left behind) when the
     rewrite does not fit it, and the full form must carry it.
 
-    `patches` are (offset, bytes) same-size header patches before tail_from;
+    `patches` (a journal.PatchList) are same-size header patches before tail_from;
     `pieces` yields ("c", src, length) and ("l", bytes, length), the new tail
     in order.  Literals go to the journal as they come, so a rewrite that
     renders many headers does not hold them all in memory.
     """
     if old_end - tail_from < MIN_TAIL:
         return False
-    writes, plan, offset = [], array("q"), 0
+    plan, offset = array("q"), 0
     fd = base.create_journal(path)
     payload = _Payload(fd)
     try:
-        for patch_offset, data in patches:
-            writes.append([patch_offset, len(data), payload.add(data)])
+        head = {"patches": base.append_patches(payload.add, patches)} if patches else {}
         for kind, where, length in pieces:
             if kind == "c":
                 if tail_from + offset >= where:
@@ -123,12 +122,12 @@ def write_journal(path, identity, patches, tail_from, pieces, old_end):
         plan_at = payload.add(blob)
         payload.flush()
         # Patches, literals and the plan lie end to end: one segment to hash.
-        base._publish_header(fd, {"form": FORM, "dev": identity[0], "ino": identity[1],
-                                  "old_end": old_end, "new_end": tail_from + offset,
-                                  "writes": writes, "tail_from": tail_from,
-                                  "plan": [plan_at, len(blob)], "steps": steps,
-                                  "segments": [[payload.start, payload.end - payload.start]],
-                                  "sha256": payload.digest.hexdigest()}, base.JOURNALED)
+        head.update({"form": FORM, "dev": identity[0], "ino": identity[1],
+                     "old_end": old_end, "new_end": tail_from + offset, "tail_from": tail_from,
+                     "plan": [plan_at, len(blob)], "steps": steps,
+                     "segments": [[payload.start, payload.end - payload.start]],
+                     "sha256": payload.digest.hexdigest()})
+        base._publish_header(fd, head, base.JOURNALED)
     except BaseException:
         base.close_and_discard(fd, path)
         raise
@@ -165,7 +164,8 @@ class _Payload:
 
 def apply_steps(fd, jfd, pointer, header):
     """Stage WRITING: the patches, then every step not yet recorded as done."""
-    for offset, length, position in header["writes"]:
+    base.apply_patches(fd, jfd, header)
+    for offset, length, position in header.get("writes", ()):  # version 2 journals
         _copy_from_journal(fd, jfd, position, length, offset)
     tail_from, steps = header["tail_from"], header["steps"]
     plan = _read_plan(jfd, header)

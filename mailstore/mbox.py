@@ -19,6 +19,7 @@ from mailstore import mboxformat as fmt
 from mailstore.fromline import format_from_line, parse_from_line
 from mailstore.locking import lock_mbox
 from mailstore.sessionlock import SessionLock, held_elsewhere
+from mailstore.uidset import UidSet
 
 # UW c-client's NUSERFLAGS: the keywords one mailbox can hold.
 MAX_KEYWORDS = 30
@@ -488,7 +489,7 @@ class MboxMailbox:
         return recent
 
     def _unclaimed(self):
-        return {m.uid for m in self.messages if not m.flags & fmt.OLD}
+        return UidSet(m.uid for m in self.messages if not m.flags & fmt.OLD)
 
     def store_flags(self, uids, mode, bits, keywords, unchanged_since=None):
         """Add (+), remove (-) or set ("") flags and keywords on messages by UID.
@@ -828,14 +829,15 @@ class MboxMailbox:
                     path, self.identity, patches, tail_from,
                     self._tail_pieces(tail_from, doomed, appended, placed), self.size)):
                 placed = _Placements()
-                writes = [(offset, [data]) for offset, data in patches]
+                writes = []
                 if moves:
                     writes.append((tail_from,
                                    self._tail_chunks(tail_from, doomed, appended, placed)))
                 elif appended:
                     writes.append((self.size, [self._separator() + appended]))
                 journal.write_journal(path, self.identity, writes, self.size,
-                                      moves or bool(appended))
+                                      moves or bool(appended), patches)
+            del patches  # done with: what follows re-reads the file
             journal.apply(self.fd, path)
         except OSError as error:
             raise StoreError(StoreError.TEMPORARY, "cannot update mailbox: %s"
@@ -961,11 +963,11 @@ class MboxMailbox:
         return fresh
 
     def _plan(self, doomed):
-        """The same-size header patches [(offset, bytes)] before the first byte that moves,
-        and that offset (None if nothing moves): the tail from there on is rewritten."""
+        """The same-size header patches (a journal.PatchList) before the first byte that
+        moves, and that offset (None if nothing moves): the tail from there on is rewritten."""
+        writes = journal.PatchList()
         if all(id(m) in doomed for m in self.messages) and not self.pseudo:
-            return [], 0  # just the pseudo-message (see _tail_pieces)
-        writes = []
+            return writes, 0  # just the pseudo-message (see _tail_pieces)
         tail_from = self._plan_pseudo(writes)
         need_base = self.pseudo is None
         for message in self._plan_candidates(doomed):

@@ -19,3 +19,20 @@ def test_the_snapshot_answers_as_reported_flags_did_and_later_reports_win():
     told[12] = (FLAGGED, ("$Label1",))
     assert told.get(9) == SEEN and told.get(12) == (FLAGGED, ("$Label1",))
     assert ReportedFlags().get(1) is None
+
+
+def test_telling_what_the_snapshot_holds_keeps_nothing_on_top():
+    # FETCH 1:* FLAGS tells every message its flags again; a dict entry for each
+    # would hold 100,000 entries (5 MB) for what the arrays already say.
+    messages = [Stored(uid, SEEN if uid % 2 else 0, ["$Junk"] if uid == 4 else ())
+                for uid in range(1, 1001)]
+    told = ReportedFlags(messages)
+    for message in messages:
+        told[message.uid] = reported_flags(message)
+    assert told._since == {}
+    told[5] = FLAGGED
+    assert told.get(5) == FLAGGED and told._since == {5: FLAGGED}
+    told[5] = SEEN  # back to what the snapshot holds
+    assert told.get(5) == SEEN and told._since == {}
+    told[2000] = SEEN  # not in the snapshot: kept
+    assert told.get(2000) == SEEN
