@@ -171,6 +171,50 @@ def test_records_on_top_of_a_snapshot_answer_as_one_state(tmp_path):
     assert compacted.expunged_since(snapshot) == ({3}, True)
 
 
+def test_a_large_change_set_folds_into_the_columns_and_answers_the_same(tmp_path, monkeypatch):
+    """Past FOLD_MIN and a quarter of the messages, records made on top of the
+    snapshot move into its columns (a dict entry per record took 11 MB at 100k);
+    every answer stays what a log that only read the file gives."""
+    monkeypatch.setattr(modseq, "FOLD_MIN", 8)
+    monkeypatch.setattr(modseq, "WRITE_LINES", 7)
+    path = tmp_path / "m"
+    messages = view(40)
+    writer = synced(path, messages)
+    snapshot = writer.highest
+    del messages[3]  # uid 4 expunged: `removed` before the fold
+    for message in messages[::2]:
+        message.flags |= SEEN
+    messages[5].keywords = ("$Junk",)
+    writer.sync(UIDVALIDITY, messages)
+    # 21 flag records were made (before the expunge's, with 40 UIDs known): at
+    # most a quarter of 40 may lie on top of the columns now.
+    assert len(writer.state.changed) <= 10
+    reader = modseq.ModseqLog(str(path))
+    reader.sync(UIDVALIDITY, messages)
+    uids = list(range(1, 42))
+    assert [reader.of(u) for u in uids] == [writer.of(u) for u in uids]
+    assert [writer.state.record(u) for u in uids] == [reader.state.record(u) for u in uids]
+    assert writer.state.known_uids() == [m.uid for m in messages]
+    assert writer.changed_after(set(uids), snapshot) == {m.uid for m in messages[::2]} | {7}
+    assert writer.expunged_since(snapshot) == ({4}, True)
+    assert writer.state.count == len(messages) == reader.state.count
+
+
+def test_fold_keeps_records_and_empties_what_lies_on_top(tmp_path):
+    path = tmp_path / "m"
+    messages = view(10)
+    log = synced(path, messages)
+    state = log.state
+    state.note_flags(state.highest + 1, 3, SEEN, ("$Label1",))
+    state.note_expunge(state.highest + 1, 5)
+    state.note_flags(state.highest + 1, 11, 0, ())
+    before = [state.record(uid) for uid in range(1, 13)]
+    state.fold()
+    assert state.changed == {} and state.removed == set()
+    assert [state.record(uid) for uid in range(1, 13)] == before
+    assert state.known_uids() == [1, 2, 3, 4, 6, 7, 8, 9, 10, 11]
+
+
 def test_old_expunges_are_forgotten_beyond_the_limit(tmp_path, monkeypatch):
     """Compaction keeps the newest expunges; asking about older ones is answered as incomplete."""
     monkeypatch.setattr(modseq, "MAX_EXPUNGED", 2)
