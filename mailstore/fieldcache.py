@@ -145,7 +145,7 @@ class FieldCache:
             self._map.close()
         self.kinds, self._keys, self._offsets = [], array("q"), array("q", [0])
         self._map, self._base, self._pages = None, 0, None
-        self._new, self._forgotten, self._new_bytes = {}, set(), 0
+        self._new, self._forgotten, self._new_bytes = _NewValues(), set(), 0
         self.added = False
         self._load()
 
@@ -209,6 +209,40 @@ class FieldCache:
             piece = min(end, position + _COPY_BYTES) - position
             self._pages.consumed(piece)
             handle.write(self._map[position:position + piece])
+
+
+class _NewValues:
+    """The values computed since the last save, key -> marshalled bytes, with the
+    bytes in one buffer.  As 17,000 bytes objects between two saves of a first
+    FETCH of 100,000 envelopes they left the allocator's pools full of holes
+    (peak RssAnon 69 MB against 60 with a quarter of the buffer); one buffer is
+    one block, returned whole when the save drops it."""
+
+    def __init__(self):
+        self._index = {}  # key -> its number in _bounds
+        self._bounds = array("q")  # start, end of each value in _data
+        self._data = bytearray()
+
+    def __setitem__(self, key, value):
+        self._index[key] = len(self._bounds) // 2
+        self._bounds.extend((len(self._data), len(self._data) + len(value)))
+        self._data += value
+
+    def __getitem__(self, key):
+        number = self._index[key]
+        return bytes(self._data[self._bounds[2 * number]:self._bounds[2 * number + 1]])
+
+    def __delitem__(self, key):
+        del self._index[key]  # its bytes stay in the buffer until the save
+
+    def __contains__(self, key):
+        return key in self._index
+
+    def __iter__(self):
+        return iter(self._index)
+
+    def __len__(self):
+        return len(self._index)
 
 
 def _runs(first, stop, dropped):
