@@ -90,3 +90,23 @@ def test_a_value_computed_after_forget_goes_with_the_next_forget(tmp_path):
     cache.keep_only(iter([1, 2, 4]))
     cache.save()
     assert list(fieldcache.FieldCache(path, 7).keys()) == []
+
+
+def test_a_cut_or_foreign_file_is_an_empty_cache(tmp_path):
+    """Every prefix of a saved file, an old format and garbage: values are computed
+    again (or read intact), never an exception or a wrong value."""
+    path = tmp_path / "cache"
+    cache = fieldcache.FieldCache(str(path), 7)
+    for uid in range(1, 41):
+        cache.get(uid, "envelope", lambda uid=uid: ("env", uid))
+    cache.save()
+    whole = path.read_bytes()
+    for cut in list(range(0, 64)) + list(range(64, len(whole), 37)):
+        path.write_bytes(whole[:cut])
+        cut_cache = fieldcache.FieldCache(str(path), 7)
+        assert cut_cache.get(40, "envelope", lambda: ("env", 40)) == ("env", 40)
+        assert cut_cache.get(1, "envelope", lambda: ("env", 1)) == ("env", 1)
+    path.write_bytes(marshal.dumps((2, 7, ["envelope"], b"", b"\0" * 8)))  # format 2
+    assert fieldcache.FieldCache(str(path), 7).get(1, "envelope", lambda: "new") == "new"
+    path.write_bytes(marshal.dumps((fieldcache.FORMAT, 7, ["envelope"], -5)) + b"x" * 99)
+    assert fieldcache.FieldCache(str(path), 7).get(1, "envelope", lambda: "new") == "new"
