@@ -72,6 +72,8 @@ class NotMbox(Exception):
 # A message's offsets and size, packed by Message: start, header, body, end,
 # size, then its hidden spans as (start, end) pairs.
 _NUMBERS = struct.Struct("5q")
+# Spans longer than this are sized in pieces of it (see crlf_size).
+SIZE_PIECE = 1 << 20
 _NUMBER = struct.Struct("q")
 _SPANS_AT = _NUMBERS.size
 
@@ -238,7 +240,9 @@ def header_end(buf, header, limit):
         return header
     best = limit
     for pattern in (b"\n\n", b"\n\r\n"):
-        found = buf.find(pattern, header, limit)
+        # Each search stops where an earlier end was found: a header ended by LF LF
+        # is not followed by a search for CR LF through the whole body.
+        found = find_in_pieces(buf, pattern, header, best)
         if 0 <= found < best:
             best = found + 1
     return best
@@ -248,7 +252,7 @@ def next_boundary(buf, pos):
     """Offset of the next valid From_ line at or after a line start past pos."""
     n = len(buf)
     while True:
-        found = buf.find(b"\nFrom ", pos)
+        found = find_in_pieces(buf, b"\nFrom ", pos, n)
         if found < 0:
             return n
         if from_line_at(buf, found + 1):
@@ -370,8 +374,48 @@ def scan(buf, start=0):
 
 
 def crlf_size(buf, start, end):
-    """Octets of buf[start:end] on the wire: CRs dropped, every LF sent as CRLF."""
-    chunk = buf[start:end]
+    """Octets of buf[start:end] on the wire: CRs dropped, every LF sent as CRLF.
+
+    A large span is counted a piece at a time and its mapped pages let go, so
+    that sizing a 100 MB message neither copies it nor keeps it resident.
+    """
+    if end - start <= SIZE_PIECE:
+        return _crlf_size_of(buf[start:end])
+    size = 0
+    for at in range(start, end, SIZE_PIECE):
+        stop = min(end, at + SIZE_PIECE)
+        size += _crlf_size_of(buf[at:stop])
+        let_go(buf, at, stop)
+    return size
+
+
+def find_in_pieces(buf, pattern, start, end):
+    """buf.find(pattern, start, end), searching a mapped file SIZE_PIECE at a time
+    and letting the pages searched go: a 100 MB body is passed over, not kept."""
+    if end - start <= SIZE_PIECE or not isinstance(buf, mmap.mmap):
+        return buf.find(pattern, start, end)
+    overlap = len(pattern) - 1
+    for at in range(start, end, SIZE_PIECE):
+        found = buf.find(pattern, at, min(end, at + SIZE_PIECE + overlap))
+        if found >= 0:
+            return found
+        let_go(buf, at, min(end, at + SIZE_PIECE))
+    return -1
+
+
+def let_go(buf, start, end):
+    """Drop the mapped pages of buf[start:end] from the process's RSS (they are read
+    again from the page cache if needed): a pass over one large message would
+    otherwise keep all of it resident, as PageRelease does for many small ones."""
+    if isinstance(buf, mmap.mmap) and end > start:
+        first_page = start - start % mmap.PAGESIZE
+        try:
+            buf.madvise(mmap.MADV_DONTNEED, first_page, end - first_page)
+        except (ValueError, OSError):
+            pass  # the pages stay: only memory, never correctness
+
+
+def _crlf_size_of(chunk):
     # Most mail holds no CR: `in` finds that out at memchr speed, count() would not.
     crs = chunk.count(b"\r") if b"\r" in chunk else 0
     return len(chunk) - crs + chunk.count(b"\n")
