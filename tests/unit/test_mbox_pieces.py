@@ -1,0 +1,70 @@
+"""mailstore.mboxformat: searches and sizes over a mapped file done a piece at a time
+(so a huge body is never copied or kept resident) answer exactly as one pass would."""
+
+import mmap
+import random
+
+import pytest
+
+from mailstore import mboxformat as fmt
+
+
+@pytest.fixture
+def mapped(tmp_path):
+    maps = []
+
+    def make(data):
+        path = tmp_path / ("f%d" % len(maps))
+        path.write_bytes(data)
+        with open(path, "rb") as handle:
+            maps.append(mmap.mmap(handle.fileno(), 0, prot=mmap.PROT_READ))
+        return maps[-1]
+
+    yield make
+    for m in maps:
+        m.close()
+
+
+def random_mail_bytes(rng, length):
+    alphabet = [b"\n", b"\r", b"From ", b"\n\n", b"\n\r\n", b"x", b"y z"]
+    parts, size = [], 0
+    while size < length:
+        part = rng.choice(alphabet)
+        parts.append(part)
+        size += len(part)
+    return b"".join(parts)
+
+
+def test_pieces_answer_as_one_pass_at_every_boundary(mapped, monkeypatch):
+    monkeypatch.setattr(fmt, "SIZE_PIECE", 7)  # every pattern straddles some boundary
+    rng = random.Random(3)
+    for _ in range(30):
+        data = random_mail_bytes(rng, 400)
+        buf = mapped(data)
+        for _ in range(40):
+            start = rng.randrange(0, len(data))
+            end = rng.randrange(start, len(data) + 1)
+            for pattern in (b"\nFrom ", b"\n\n", b"\n\r\n"):
+                assert fmt.find_in_pieces(buf, pattern, start, end) == data.find(pattern, start, end)
+            expected = len(data[start:end]) - data[start:end].count(b"\r") \
+                + data[start:end].count(b"\n")
+            assert fmt.crlf_size(buf, start, end) == expected
+        assert fmt.next_boundary(buf, 0) == fmt.next_boundary(data, 0)
+        assert fmt.header_end(buf, 0, len(data)) == fmt.header_end(data, 0, len(data))
+
+
+def test_a_search_through_a_large_body_keeps_few_pages(mapped):
+    body = (b"a line of a very long body, with no message start in it\n" * 40000)
+    buf = mapped(b"From a@b Thu Nov 26 10:00:00 2026\nSubject: x\n\n" + body * 4 +
+                 b"\nFrom a@b Thu Nov 26 10:00:01 2026\n\nshort\n")
+
+    def resident_kb():
+        for line in open("/proc/self/status"):
+            if line.startswith("RssFile"):
+                return int(line.split()[1])
+
+    before = resident_kb()
+    assert fmt.next_boundary(buf, 1) == len(buf) - len(b"From a@b Thu Nov 26 10:00:01 2026\n\nshort\n")
+    assert fmt.crlf_size(buf, 0, len(buf)) > len(body) * 4
+    # The body is 9 MB; what stays mapped is about a piece.
+    assert resident_kb() - before < 4096
