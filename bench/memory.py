@@ -15,8 +15,9 @@ them (bench/servers.py, bench/client.py) on one private copy of MBOX, in order:
 and prints, per session, ru_maxrss from wait4() (mapped mailbox pages included)
 and the peak RssAnon (private memory) sampled every 10 ms, also up to the end of
 each command, with each command's time. Also available for --scenarios:
-`pop3-first` (a fresh copy, no index) and `imap-delivery` (SELECT, one message
-appended to the spool as an MTA does, NOOP: the re-read of what changed).
+`pop3-first` (a fresh copy, no index), `imap-delivery` (SELECT, one message
+appended to the spool as an MTA does, NOOP: the re-read of what changed) and
+`imap-bodies` (SELECT, FETCH 1:* (BODY.PEEK[]): every message's text).
 
 Profile mode runs the same work in this process through the store API, with
 tracemalloc on: a thread samples the traced memory and takes a snapshot each
@@ -114,6 +115,15 @@ def imap_session(server, name, timeout):
     return session.finish()
 
 
+def imap_bodies_session(server, name, timeout):
+    """SELECT, then every message's full text (BODY.PEEK[]), as a client that
+    downloads a mailbox does; the replies are read and dropped."""
+    session, client = selected_imap_session(server, name, timeout)
+    session.timed("FETCH", lambda: client.command(b"FETCH 1:* (BODY.PEEK[])", keep=False))
+    session.timed("LOGOUT", lambda: client.conn.send(b"Z LOGOUT\r\n"))
+    return session.finish()
+
+
 def imap_delivery_session(server, name, timeout):
     """SELECT, then one message appended to the spool as an MTA does, then NOOP: the
     session re-reads what changed (every header is hashed to find flag patches)."""
@@ -172,6 +182,7 @@ SCENARIOS = {
     "imap-first": (imap_session, True),
     "imap-second": (imap_session, False),
     "imap-delivery": (imap_delivery_session, False),
+    "imap-bodies": (imap_bodies_session, False),
     "pop3": (pop3_session, False),
     "pop3-first": (pop3_session, True),
 }

@@ -21,13 +21,56 @@ def wants_text(items):
 
 def render(message, items, by_uid):
     """`n FETCH (...)` for one MessageView, without the leading `* `."""
+    return b"".join(_joined(render_pieces(message, items, by_uid)))
+
+
+def render_pieces(message, items, by_uid):
+    """The same reply as bytes and StreamedText pieces: a large message's text
+    is not built whole (see imap.streamed); `send_pieces` sends them."""
     parts = []
     names = {item.name for item in items}
     if by_uid and "UID" not in names:
         parts.append(b"UID %d" % message.uid)
     for item in items:
         parts.append(_RENDERERS[item.name](message, item))
-    return b"%d FETCH (" % message.seq + b" ".join(parts) + b")"
+    pieces = [b"%d FETCH (" % message.seq]
+    for number, part in enumerate(parts):
+        if number:
+            pieces.append(b" ")
+        pieces.extend(part if isinstance(part, list) else [part])
+    pieces.append(b")")
+    return pieces
+
+
+def send_pieces(send, pieces):
+    """Send rendered pieces through `send`, a streamed text as a literal in pieces."""
+    for piece in pieces:
+        if isinstance(piece, bytes):
+            send(piece)
+        else:
+            send(b"{%d}\r\n" % piece.size)
+            for chunk in piece.chunks():
+                send(chunk)
+
+
+def _joined(pieces):
+    for piece in pieces:
+        if isinstance(piece, bytes):
+            yield piece
+        else:
+            yield b"{%d}\r\n" % piece.size
+            yield from piece.chunks()
+
+
+def _streamed(message, label, partial=None):
+    """[label, StreamedText] for a large message's whole text, else None."""
+    from imap.streamed import STREAM_FROM, StreamedText
+
+    if message.size < STREAM_FROM or not hasattr(message.mailbox, "visible_chunks"):
+        return None
+    if partial is not None:
+        label += b"<%d>" % partial[0]
+    return [label + b" ", StreamedText(message.mailbox, message.stored, partial)]
 
 
 def _flags(message, item):
@@ -73,7 +116,7 @@ def _body(message, item):
 
 
 def _rfc822(message, item):
-    return b"RFC822 " + wire.literal(message.message())
+    return _streamed(message, b"RFC822") or b"RFC822 " + wire.literal(message.message())
 
 
 def _rfc822_header(message, item):
@@ -89,8 +132,12 @@ def _rfc822_text(message, item):
 def _body_section(message, item):
     from imap.mime import section
 
-    data = section(message.message(), item.section)
     label = b"BODY[" + item.section.spec() + b"]"
+    if not item.section.part and not item.section.text:  # the whole message
+        streamed = _streamed(message, label, item.partial)
+        if streamed:
+            return streamed
+    data = section(message.message(), item.section)
     return _partial(label, b"" if data is None else data, item.partial)
 
 

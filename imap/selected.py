@@ -82,7 +82,8 @@ def fetch(session, command):
                 # RFC 7162 §3.1: a \Seen set by FETCH comes with UID and MODSEQ.
                 wanted = condstore.with_items(items, _FLAGS_ITEM, *(
                     (condstore.UID_ITEM, condstore.MODSEQ_ITEM) if session.condstore else ()))
-            session.send(b"* " + _render(message, wanted, command.uid) + b"\r\n")
+            pieces = _render(message, wanted, command.uid)  # may refuse: before any byte
+            fetching.send_pieces(session.send, [b"* "] + pieces + [b"\r\n"])
             if any(item.name == "FLAGS" for item in wanted):
                 _remember(view, message)
             if any(item.name == "MODSEQ" for item in wanted):
@@ -115,7 +116,7 @@ def _render(message, items, by_uid):
     from imap.mime import NotLeaf, UnknownEncoding
 
     try:
-        return fetching.render(message, items, by_uid)
+        return fetching.render_pieces(message, items, by_uid)
     except UnknownEncoding:
         raise No("Unknown content transfer encoding", "UNKNOWN-CTE") from None
     except NotLeaf:

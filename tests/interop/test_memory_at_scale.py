@@ -7,8 +7,8 @@ shared libraries included) and their private memory (RssAnon) sampled.
   first IMAP session (which writes UW's metadata into every message and
   computes every ENVELOPE), a later one, and a POP3 session that downloads
   everything and marks it all seen at QUIT, each under LIMIT_MB.
-- A spool of a few 100 MB messages: a session that reads every byte of them
-  stays under BODY_LIMIT_MB, less than one message body.
+- A spool of a few 100 MB messages: POP3 and IMAP sessions that read every
+  byte of them stay under BODY_LIMIT_MB, less than one message body.
 
 Memory bounds, not timings: the same code uses the same memory on any machine.
 """
@@ -95,8 +95,9 @@ def test_memory_does_not_grow_with_the_size_of_message_bodies(tmp_path):
     spool = tmp_path / "huge.mbox"
     _huge_spool(spool, 3)
     # pop3-first: a fresh copy, no index; every message's text is sent (RETR) and
-    # QUIT writes a metadata header into each. Then an IMAP session on the result.
-    results = run_sessions(spool, ["pop3-first", "imap-second"])
+    # QUIT writes a metadata header into each. Then IMAP sessions on the result:
+    # envelopes, and every message's text.
+    results = run_sessions(spool, ["pop3-first", "imap-second", "imap-bodies"])
     spool.unlink()
     for name, result in results.items():
         print("%s: ru_maxrss %.1f MB, peak RssAnon %.1f MB"

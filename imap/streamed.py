@@ -1,0 +1,64 @@
+"""A large message's text sent as a literal in pieces (BODY[], BODY.PEEK[], RFC822).
+
+FETCH renders a reply as one bytes object, and a message's text in its wire
+form (CRs dropped, LF sent as CRLF) was built whole for it: FETCH BODY.PEEK[]
+of a 100 MB message took 400 MB (the stored text, two conversions, the
+literal, the reply line).  From STREAM_FROM octets on, the literal is sent
+as `{size}` CRLF and then the stored text converted 64 KB at a time, read
+through the mailbox's bounded reads; its size is counted by a first pass
+of the same kind, so it is exact whatever the text holds.
+"""
+
+# Messages of this RFC822.SIZE and more are streamed; smaller ones are rendered
+# whole as before (their reply is no larger than the session's output buffer).
+STREAM_FROM = 1 << 20
+
+
+class StreamedText:
+    """The wire form of a message's visible text, or the part of it that a
+    partial fetch (origin, length) names, as a literal's size and pieces."""
+
+    def __init__(self, mailbox, stored, partial=None):
+        self.mailbox, self.stored = mailbox, stored
+        whole = _wire_size(mailbox.visible_chunks(stored))
+        origin, length = partial if partial is not None else (0, whole)
+        self.origin = min(origin, whole)
+        self.size = max(0, min(length, whole - self.origin))
+
+    def chunks(self):
+        """The literal's bytes, in pieces of about 64 KB."""
+        skip, left = self.origin, self.size
+        for chunk in _wire_chunks(self.mailbox.visible_chunks(self.stored)):
+            if skip >= len(chunk):
+                skip -= len(chunk)
+                continue
+            piece = chunk[skip:skip + left]
+            skip, left = 0, left - len(piece)
+            if piece:
+                yield piece
+            if not left:
+                return
+
+
+def _wire_chunks(raw_chunks):
+    """Stored text to wire form piece by piece, as imap.view.wire_form does whole:
+    CRs dropped, LF as CRLF, and a CRLF after a last line that has none."""
+    last = b""
+    for raw in raw_chunks:
+        text = raw.replace(b"\r", b"")
+        if text:
+            last = text[-1:]
+            yield text.replace(b"\n", b"\r\n")
+    if last and last != b"\n":
+        yield b"\r\n"
+
+
+def _wire_size(raw_chunks):
+    """len() of what _wire_chunks yields, counted without building it."""
+    size, last = 0, b""
+    for raw in raw_chunks:
+        crs = raw.count(b"\r") if b"\r" in raw else 0
+        if len(raw) > crs:
+            size += len(raw) - crs + raw.count(b"\n")
+            last = raw.rstrip(b"\r")[-1:]
+    return size + 2 if last and last != b"\n" else size
