@@ -4,10 +4,13 @@
 command with the accepted socket as fd 0 and fd 1 (as inetd `nowait` does),
 and keeps the client end. Reads are buffered and scan for the end of a reply
 with `bytes.find` only, so the client costs little next to the server it
-measures. When the session ends, `os.wait4` gives the server's exit status
-and its peak resident set size (ru_maxrss, which counts the pages of a
-mailbox the server mapped with mmap); a thread samples the server's RssAnon
-(private memory) from /proc every 10 ms for a second memory figure.
+measures. When the session ends, `os.wait4` gives the server's exit status.
+A thread samples the server's /proc/PID/status every 10 ms: VmHWM, its peak
+resident set size (which counts the pages of a mailbox the server mapped
+with mmap), and RssAnon (private memory) for a second figure. Not wait4's
+ru_maxrss: Linux carries that across fork and exec, so it starts at the RSS
+of the process that started the server (a test runner of 90 MB made every
+server look 90 MB); VmHWM belongs to the server's own address space.
 
 Every wait has a deadline; a reply that says NO, BAD or -ERR where the
 benchmark expects success raises `ProtocolError` with the exchange.
@@ -26,6 +29,14 @@ MEMORY_SAMPLE_SECONDS = 0.01
 # Drop consumed bytes from the buffer once this many have piled up.
 COMPACT_AFTER = 4 << 20
 
+
+
+def _status_kb(status, field):
+    """A `Field:   N kB` value of /proc/PID/status, or None."""
+    start = status.find(field)
+    if start < 0:
+        return None
+    return int(status[start + len(field):status.index(b"kB", start)])
 
 class BenchError(Exception):
     """A scenario could not be measured; the message shows the exchange."""
@@ -70,30 +81,32 @@ class Connection:
                                             env=env, cwd=cwd, user=user, group=group,
                                             extra_groups=[], close_fds=True)
         served.close()
-        self.peak_anon_kb = 0
+        self.peak_anon_kb = self.peak_rss_kb = 0
         self.sampler = threading.Thread(target=self._sample_memory, daemon=True)
         self.sampler.start()
 
     def _sample_memory(self):
-        """Track the peak of RssAnon: private memory, without the pages of mapped files."""
+        """Track the peak of RssAnon (private memory, without the pages of mapped
+        files) and VmHWM (the kernel's own peak of the whole resident set)."""
         while self.status is None:
-            kb = self.anon_now_kb()
-            if kb is None:
-                return
-            self.peak_anon_kb = max(self.peak_anon_kb, kb)
+            status = self._status()
+            anon, peak = _status_kb(status, b"RssAnon:"), _status_kb(status, b"VmHWM:")
+            if anon is None or peak is None:
+                return  # gone, or a zombie without an address space
+            self.peak_anon_kb = max(self.peak_anon_kb, anon)
+            self.peak_rss_kb = max(self.peak_rss_kb, peak)
             time.sleep(MEMORY_SAMPLE_SECONDS)
 
     def anon_now_kb(self):
         """The server's RssAnon in kB now, or None once it is gone."""
+        return _status_kb(self._status(), b"RssAnon:")
+
+    def _status(self):
         try:
             with open("/proc/%d/status" % self.process.pid, "rb") as handle:
-                status = handle.read()
+                return handle.read()
         except OSError:
-            return None
-        start = status.find(b"RssAnon:")
-        if start < 0:
-            return None
-        return int(status[start + 8:status.index(b"kB", start)])
+            return b""
 
     # -- bytes ----------------------------------------------------------
 
@@ -225,7 +238,10 @@ class Connection:
 
     @property
     def peak_rss_mb(self):
-        """ru_maxrss: the kernel's peak resident set, mapped file pages included."""
+        """VmHWM: the kernel's peak resident set, mapped file pages included (a
+        server gone before the first sample falls back to ru_maxrss)."""
+        if self.peak_rss_kb:
+            return self.peak_rss_kb / 1024.0
         return self.rusage.ru_maxrss / 1024.0 if self.rusage else None
 
     @property

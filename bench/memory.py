@@ -12,12 +12,13 @@ them (bench/servers.py, bench/client.py) on one private copy of MBOX, in order:
 - imap-second: the same again (index and envelope cache from the first)
 - pop3:        USER/PASS, STAT, UIDL, LIST, RETR of every message, QUIT (no DELE)
 
-and prints, per session, ru_maxrss from wait4() (mapped mailbox pages included)
+and prints, per session, the peak RSS (VmHWM, mapped mailbox pages included)
 and the peak RssAnon (private memory) sampled every 10 ms, also up to the end of
 each command, with each command's time. Also available for --scenarios:
 `pop3-first` (a fresh copy, no index), `imap-delivery` (SELECT, one message
 appended to the spool as an MTA does, NOOP: the re-read of what changed) and
-`imap-bodies` (SELECT, FETCH 1:* (BODY.PEEK[]): every message's text).
+`imap-bodies` (SELECT, FETCH 1:* (BODY.PEEK[]): every message's text) and
+`imap-structure` (SELECT, FETCH 1:* (BODYSTRUCTURE), UID SEARCH BODY).
 
 Profile mode runs the same work in this process through the store API, with
 tracemalloc on: a thread samples the traced memory and takes a snapshot each
@@ -93,7 +94,7 @@ class Session:
         self.conn.close()
         if status != 0 or stderr:
             raise SystemExit("server exit status %s; stderr: %s" % (status, stderr[-2000:]))
-        return {"ru_maxrss_mb": self.conn.peak_rss_mb, "peak_anon_mb": self.conn.peak_anon_mb,
+        return {"peak_rss_mb": self.conn.peak_rss_mb, "peak_anon_mb": self.conn.peak_anon_mb,
                 "marks": self.marks}
 
 
@@ -120,6 +121,16 @@ def imap_bodies_session(server, name, timeout):
     downloads a mailbox does; the replies are read and dropped."""
     session, client = selected_imap_session(server, name, timeout)
     session.timed("FETCH", lambda: client.command(b"FETCH 1:* (BODY.PEEK[])", keep=False))
+    session.timed("LOGOUT", lambda: client.conn.send(b"Z LOGOUT\r\n"))
+    return session.finish()
+
+
+def imap_structure_session(server, name, timeout):
+    """SELECT, every message's BODYSTRUCTURE (as a MUA's list view asks), a body search."""
+    session, client = selected_imap_session(server, name, timeout)
+    session.timed("FETCH", lambda: client.command(b"FETCH 1:* (BODYSTRUCTURE)", keep=False))
+    session.timed("SEARCH", lambda: client.command(b'UID SEARCH BODY "quokkafeather"',
+                                                    keep=False))
     session.timed("LOGOUT", lambda: client.conn.send(b"Z LOGOUT\r\n"))
     return session.finish()
 
@@ -183,6 +194,7 @@ SCENARIOS = {
     "imap-second": (imap_session, False),
     "imap-delivery": (imap_delivery_session, False),
     "imap-bodies": (imap_bodies_session, False),
+    "imap-structure": (imap_structure_session, False),
     "pop3": (pop3_session, False),
     "pop3-first": (pop3_session, True),
 }
@@ -210,8 +222,8 @@ def run_servers(options):
 
 
 def print_session(result):
-    print("%-12s ru_maxrss %6.1f MB  peak RssAnon %6.1f MB  (load %s)"
-          % (result["name"], result["ru_maxrss_mb"], result["peak_anon_mb"], result["load"]))
+    print("%-12s peak RSS %6.1f MB  peak RssAnon %6.1f MB  (load %s)"
+          % (result["name"], result["peak_rss_mb"], result["peak_anon_mb"], result["load"]))
     for label, seconds, anon in result["marks"]:
         print("    %-10s %8.2f s   RssAnon peak so far %6.1f MB" % (label, seconds, anon))
     sys.stdout.flush()

@@ -23,7 +23,7 @@ METRICS = {
     "imap_store_expunge": ("STORE \\Deleted every 10th + EXPUNGE", "ms", False, "≤ 2×",
                            lambda r: r <= 2.0),
     "imap_logout_expunge": ("LOGOUT after that EXPUNGE (to close)", "ms", False, "", None),
-    "imap_rss": ("IMAP peak RSS (ru_maxrss, mapped file pages included)", "MB", False,
+    "imap_rss": ("IMAP peak RSS (VmHWM, mapped file pages included)", "MB", False,
                  "< 100 MB", None),
     "imap_anon": ("IMAP peak private memory (RssAnon, sampled)", "MB", False, "", None),
     "pop3_login": ("POP3 USER+PASS (Dovecot preauth)", "ms", False, "", None),
@@ -36,7 +36,7 @@ METRICS = {
     "pop3_retr_mbps": ("POP3 RETR of every message", "MB/s", True, "≥ 0.5×", lambda r: r >= 0.5),
     "pop3_dele": ("POP3 DELE every 10th (pipelined)", "ms", False, "", None),
     "pop3_quit": ("POP3 QUIT (applies DELE and \\Seen)", "ms", False, "", None),
-    "pop3_rss": ("POP3 peak RSS (ru_maxrss, mapped file pages included)", "MB", False,
+    "pop3_rss": ("POP3 peak RSS (VmHWM, mapped file pages included)", "MB", False,
                  "< 100 MB", None),
     "pop3_anon": ("POP3 peak private memory (RssAnon, sampled)", "MB", False, "", None),
 }
