@@ -14,7 +14,7 @@ import time
 import zlib
 from array import array
 
-from mailstore import StoreError, heap, journal, journal_moves, mboxindex, modseq
+from mailstore import StoreError, journal, journal_moves, mboxindex, modseq
 from mailstore import mboxformat as fmt
 from mailstore.fromline import format_from_line, parse_from_line
 from mailstore.locking import lock_mbox
@@ -72,8 +72,6 @@ class MboxMailbox:
             return
         self.fd = fd
         self.identity = self._identity()
-        if os.fstat(fd).st_size >= heap.LARGE_MAILBOX:
-            heap.keep_large_blocks_in_mmap()
         self.modseqs = self.store.modseq_log(self.path, self.identity)
         if exclusive_session:
             try:

@@ -29,10 +29,10 @@ import corpus  # noqa: E402
 import memory  # noqa: E402
 
 MESSAGES = 100000
-# Measured at 74 MB (first IMAP session), 62 (later IMAP) and 64 (POP3); the rest
+# Measured at 79 MB (first IMAP session), 66 (later IMAP) and 67 (POP3); the rest
 # is headroom. About 12 MB of each figure is shared file pages (the interpreter,
 # libc, libcrypto, the mapped spool).
-LIMIT_MB = 85
+LIMIT_MB = 90
 BODY_MB = 100
 BODY_LIMIT_MB = 40
 
