@@ -12,7 +12,7 @@ import time
 from imap.command import ParseError
 from imap.framing import CommandReady, Framer, LineTooLong, LiteralAnnounced, Rejected
 from server import limits
-from server.login import FailedLogins, SessionCredentials, login_read_timeout, nologin_file
+from server.login import SessionCredentials, login_read_timeout, nologin_file
 from server.replies import QueuedReplies
 from server.transport import Disconnected, Timeout
 
@@ -67,21 +67,12 @@ class ImapSession(SessionCredentials, QueuedReplies):
     """The state of one connection: login, selected mailbox, output buffer."""
 
     def __init__(self, transport, config, log, hostname):
-        self.transport = transport
-        self.config = config
-        self.log = log
-        self.hostname = hostname
+        super().__init__(transport, config, log, hostname)
         self.state = NOT_AUTHENTICATED
-        self.started = time.monotonic()
         self.framer = Framer(limits.IMAP_MAX_LINE, limits.IMAP_MAX_LITERAL)
-        self.reset_output()
-        self.principal = None
         self.store = None
         self.selected = None
-        self.failed_logins = FailedLogins(config, log)
-        self.bad_commands = 0
         self.enabled = set()
-        self.tls_context = None
         # NOTIFY (RFC 5465): an imap.notify.Notifier while events are wanted.
         self.notifier = None
 

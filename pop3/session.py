@@ -12,7 +12,7 @@ import time
 from array import array
 
 from server import limits
-from server.login import FailedLogins, SessionCredentials, login_read_timeout, nologin_file
+from server.login import SessionCredentials, login_read_timeout, nologin_file
 from server.replies import QueuedReplies
 from server.transport import Disconnected, LineTooLong, Timeout
 
@@ -178,20 +178,11 @@ class Pop3Session(SessionCredentials, QueuedReplies):
     """One POP3 conversation: the protocol state and nothing else."""
 
     def __init__(self, transport, config, log, hostname):
-        self.transport = transport
-        self.config = config
-        self.log = log
-        self.hostname = hostname
+        super().__init__(transport, config, log, hostname)
         self.state = AUTHORIZATION
-        self.started = time.monotonic()
         self.user = None
-        self.principal = None
         self.maildrop = None
-        self.failed_logins = FailedLogins(config, log)
-        self.bad_commands = 0
         self.apop_stamp = None
-        self.tls_context = None
-        self.reset_output()
 
     # -- the loop ---------------------------------------------------------
 

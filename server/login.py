@@ -91,8 +91,21 @@ class LoginRefused(Exception):
 
 
 class SessionCredentials:
-    """Mixin for both sessions: their TLS context and authenticator. The session
-    gives config, log and `pam_service` (UW's service name for its protocol)."""
+    """Mixin for both sessions: the connection state they both keep, their TLS
+    context and authenticator. The session gives `pam_service` (UW's service
+    name for its protocol) and, through QueuedReplies, reset_output()."""
+
+    def __init__(self, transport, config, log, hostname):
+        self.transport = transport
+        self.config = config
+        self.log = log
+        self.hostname = hostname
+        self.started = time.monotonic()
+        self.principal = None
+        self.failed_logins = FailedLogins(config, log)
+        self.bad_commands = 0
+        self.tls_context = None
+        self.reset_output()
 
     def make_tls_context(self):
         from server.tls import server_context
