@@ -44,16 +44,12 @@ def render_pieces(message, items, by_uid):
 
 def send_pieces(send, pieces):
     """Send rendered pieces through `send`, a streamed text as a literal in pieces."""
-    for piece in pieces:
-        if isinstance(piece, bytes):
-            send(piece)
-        else:
-            send(b"{%d}\r\n" % piece.size)
-            for chunk in piece.chunks():
-                send(chunk)
+    for data in _joined(pieces):
+        send(data)
 
 
 def _joined(pieces):
+    """The bytes of rendered pieces in order, a streamed text as `{size}` CRLF and its pieces."""
     for piece in pieces:
         if isinstance(piece, bytes):
             yield piece

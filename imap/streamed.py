@@ -9,6 +9,8 @@ through the mailbox's bounded reads; its size is counted by a first pass
 of the same kind, so it is exact whatever the text holds.
 """
 
+from mailstore.mboxformat import wire_octets
+
 # Messages of this RFC822.SIZE and more are streamed; smaller ones are rendered
 # whole as before (their reply is no larger than the session's output buffer).
 STREAM_FROM = 1 << 20
@@ -57,8 +59,6 @@ def _wire_size(raw_chunks):
     """len() of what _wire_chunks yields, counted without building it."""
     size, last = 0, b""
     for raw in raw_chunks:
-        crs = raw.count(b"\r") if b"\r" in raw else 0
-        if len(raw) > crs:
-            size += len(raw) - crs + raw.count(b"\n")
-            last = raw.rstrip(b"\r")[-1:]
+        size += wire_octets(raw)
+        last = raw.rstrip(b"\r")[-1:] or last
     return size + 2 if last and last != b"\n" else size

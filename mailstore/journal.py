@@ -141,7 +141,7 @@ def append_patches(append, patches):
     """Put the patches' bytes, then their table, into the payload through
     `append(data) -> position`; return the header's "patches" entry
     [data position, data length, table position, table length]."""
-    data_at = append(bytes(patches.data))
+    data_at = append(patches.data)  # the buffer as it is: nothing appends to it any more
     table = array("q")
     start = 0
     for offset, end in zip(patches.offsets, patches.ends):

@@ -380,11 +380,11 @@ def crlf_size(buf, start, end):
     that sizing a 100 MB message neither copies it nor keeps it resident.
     """
     if end - start <= SIZE_PIECE:
-        return _crlf_size_of(buf[start:end])
+        return wire_octets(buf[start:end])
     size = 0
     for at in range(start, end, SIZE_PIECE):
         stop = min(end, at + SIZE_PIECE)
-        size += _crlf_size_of(buf[at:stop])
+        size += wire_octets(buf[at:stop])
         let_go(buf, at, stop)
     return size
 
@@ -415,7 +415,8 @@ def let_go(buf, start, end):
             pass  # the pages stay: only memory, never correctness
 
 
-def _crlf_size_of(chunk):
+def wire_octets(chunk):
+    """Octets of chunk on the wire: CRs dropped, every LF sent as CRLF."""
     # Most mail holds no CR: `in` finds that out at memchr speed, count() would not.
     crs = chunk.count(b"\r") if b"\r" in chunk else 0
     return len(chunk) - crs + chunk.count(b"\n")
