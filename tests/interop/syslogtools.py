@@ -56,9 +56,13 @@ class SyslogCollector:
 
     def lines_of(self, pid):
         """The messages of process pid (ident[pid]: text), all of those sent before this call."""
-        self._sync()
         marker = "[%d]: " % pid
-        return [(priority, text) for priority, text in list(self.entries) if marker in text]
+        return [(priority, text) for priority, text in self.lines() if marker in text]
+
+    def lines(self):
+        """Every message sent before this call, as (priority, text)."""
+        self._sync()
+        return list(self.entries)
 
     def _sync(self):
         """Wait until the reader has taken every datagram queued before now (the queue is FIFO)."""

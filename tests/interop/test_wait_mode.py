@@ -357,7 +357,7 @@ def test_configuration_error_answers_each_connection(start_wait_mode, mail_setup
             assert sock.recv(100) == b"* BYE Server configuration error\r\n"
     wait_until(lambda: not server.sessions(), "the children to exit")
     assert server.process.poll() is None
-    errors = [text for priority, text in syslog_collector.entries
+    errors = [text for priority, text in syslog_collector.lines()
               if "configuration error" in text and "[%d]: " % server.pid not in text]
     assert len(errors) == 2 and all("no_such_setting" in text for text in errors)
 
