@@ -17,8 +17,9 @@ and the peak RssAnon (private memory) sampled every 10 ms, also up to the end of
 each command, with each command's time. Also available for --scenarios:
 `pop3-first` (a fresh copy, no index), `imap-delivery` (SELECT, one message
 appended to the spool as an MTA does, NOOP: the re-read of what changed) and
-`imap-bodies` (SELECT, FETCH 1:* (BODY.PEEK[]): every message's text) and
-`imap-structure` (SELECT, FETCH 1:* (BODYSTRUCTURE), UID SEARCH BODY).
+`imap-bodies` (SELECT, FETCH 1:* (BODY.PEEK[]): every message's text),
+`imap-structure` (SELECT, FETCH 1:* (BODYSTRUCTURE), UID SEARCH BODY) and
+`imap-copy` (SELECT, COPY 1:* into a new folder, which is then deleted).
 
 Profile mode runs the same work in this process through the store API, with
 tracemalloc on: a thread samples the traced memory and takes a snapshot each
@@ -135,6 +136,16 @@ def imap_structure_session(server, name, timeout):
     return session.finish()
 
 
+def imap_copy_session(server, name, timeout):
+    """SELECT, then a copy of every message into a new folder, which is then deleted."""
+    session, client = selected_imap_session(server, name, timeout)
+    client.command(b"CREATE memory-copies")
+    session.timed("COPY", lambda: client.command(b"COPY 1:* memory-copies"))
+    client.command(b"DELETE memory-copies")
+    session.timed("LOGOUT", lambda: client.conn.send(b"Z LOGOUT\r\n"))
+    return session.finish()
+
+
 def imap_delivery_session(server, name, timeout):
     """SELECT, then one message appended to the spool as an MTA does, then NOOP: the
     session re-reads what changed (every header is hashed to find flag patches)."""
@@ -195,6 +206,7 @@ SCENARIOS = {
     "imap-delivery": (imap_delivery_session, False),
     "imap-bodies": (imap_bodies_session, False),
     "imap-structure": (imap_structure_session, False),
+    "imap-copy": (imap_copy_session, False),
     "pop3": (pop3_session, False),
     "pop3-first": (pop3_session, True),
 }

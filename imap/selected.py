@@ -378,30 +378,29 @@ def move(session, command):
 
 
 def _copy(session, sequence_set, name, by_uid):
-    """Append copies of the messages to mailbox name: (COPYUID code or None, source UIDs)."""
+    """Append copies of the messages to mailbox name: (COPYUID code or None, source UIDs).
+
+    The texts are taken under the source's read lock and appended under the
+    target's write lock, never both at once; a Spool holds them between,
+    in a scratch file when they are large (a COPY of a 1 GB INBOX).
+    """
     from imap.sequence import format_uid_set
+    from mailstore.text import Spool, spooled_items
 
     view = session.selected
     targets = view.resolve(sequence_set, by_uid)
-    items, uids = [], []
-    with view.mailbox.reading():
-        for _, uid in targets:
-            stored = view.mailbox.by_uid(uid)
-            if stored is None:
-                continue
-            items.append((view.mailbox.message_text(stored), stored.flags & ~fmt.OLD,
-                          stored.keywords, view.mailbox.internal_date(stored)))
-            uids.append(uid)
-    if not items:
-        if targets:
-            raise No("Some of the requested messages no longer exist", "EXPUNGEISSUED")
-        return None, []
-    target = open_target(session, name)
-    try:
-        new_uids = target.append(items)
-        validity = target.uidvalidity
-    finally:
-        target.close()
+    with Spool(session.store.location.index_dir) as spool:
+        items, uids = spooled_items(view.mailbox, [uid for _, uid in targets], spool)
+        if not items:
+            if targets:
+                raise No("Some of the requested messages no longer exist", "EXPUNGEISSUED")
+            return None, []
+        target = open_target(session, name)
+        try:
+            new_uids = target.append(items)
+            validity = target.uidvalidity
+        finally:
+            target.close()
     return "COPYUID %d %s %s" % (validity, format_uid_set(uids).decode(),
                                  format_uid_set(new_uids).decode()), uids
 

@@ -25,6 +25,7 @@ from mailstore import StoreError, modseq
 from mailstore import maildiruidlist as uidfile
 from mailstore.mboxformat import ANSWERED, DELETED, DRAFT, FLAGGED, OLD, SEEN
 from mailstore.sessionlock import SessionLock, held_elsewhere
+from mailstore.text import FileText, lf_pieces
 
 UIDLIST, KEYWORDS = "dovecot-uidlist", "dovecot-keywords"
 # Dovecot's uidlist lock: taken for at most a directory scan, so one older
@@ -106,6 +107,33 @@ def wire_size(data):
     """Octets clients get: CRs dropped, each LF as CRLF, an open last line closed (as mbox)."""
     size = len(data) - data.count(b"\r") + data.count(b"\n")
     return size + 2 if data and not data.endswith(b"\n") else size
+
+
+def _stored_form(data):
+    """A function giving the message's pieces as stored: LF line ends, the last line closed."""
+    if isinstance(data, FileText):
+        return lambda: _closed(lf_pieces(data.chunks()))
+    text = data.replace(b"\r\n", b"\n")
+    if text and not text.endswith(b"\n"):
+        text += b"\n"
+    return lambda: (text,)
+
+
+def _closed(pieces):
+    last = b"\n"
+    for piece in pieces:
+        yield piece
+        last = piece[-1:]
+    if last != b"\n":
+        yield b"\n"
+
+
+def _sizes(pieces):
+    """(size, wire size or None when a stray CR makes it unknowable) of stored pieces."""
+    size = crs = lfs = 0
+    for piece in pieces:
+        size, crs, lfs = size + len(piece), crs + piece.count(b"\r"), lfs + piece.count(b"\n")
+    return size, None if crs else size + lfs
 
 
 def _delivery_order(base):
@@ -635,10 +663,8 @@ class MaildirMailbox:
 
     def _write_tmp(self, data, seconds):
         """Write one message to tmp/ (LF line ends, as Dovecot stores them); (path, base)."""
-        text = data.replace(b"\r\n", b"\n")
-        if text and not text.endswith(b"\n"):
-            text += b"\n"
-        base = unique_name(len(text), None if b"\r" in text else wire_size(text))
+        pieces = _stored_form(data)
+        base = unique_name(*_sizes(pieces()))  # a pass first: the name carries the sizes
         path = self._sub("tmp", base)
         try:
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
@@ -646,9 +672,10 @@ class MaildirMailbox:
             raise StoreError(StoreError.TEMPORARY, "cannot create message file: %s"
                              % error.strerror) from None
         try:
-            view = memoryview(text)
-            while view:
-                view = view[os.write(fd, view):]
+            for piece in pieces():
+                view = memoryview(piece)
+                while view:
+                    view = view[os.write(fd, view):]
             os.fsync(fd)
             os.utime(fd, (seconds, seconds))
         except OSError as error:

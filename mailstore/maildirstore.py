@@ -202,22 +202,12 @@ class MaildirStore:
 
     def _move_inbox_messages(self, new):
         """RENAME INBOX: copy every message (flags, keywords, dates) to `new`, then expunge them."""
-        from mailstore.mboxformat import DELETED, OLD
+        from mailstore.text import move_all
 
         self.create(new)
         inbox = self.open_inbox()
         try:
-            target = self.open_mailbox(new)
-            try:
-                items = [(inbox.message_text(m), m.flags & ~OLD, m.keywords, inbox.internal_date(m))
-                         for m in inbox.messages]
-                if items:
-                    target.append(items)
-            finally:
-                target.close()
-            uids = [m.uid for m in inbox.messages]
-            inbox.store_flags(uids, "+", DELETED, ())
-            inbox.expunge(set(uids))
+            move_all(inbox, self.open_mailbox(new), self.location.index_dir)
         finally:
             inbox.close()
 

@@ -7,6 +7,7 @@ under the write lock and rewrite in place through the journal.
 
 import contextlib
 import errno
+import itertools
 import mmap
 import os
 import stat
@@ -19,6 +20,7 @@ from mailstore import mboxformat as fmt
 from mailstore.fromline import format_from_line, parse_from_line
 from mailstore.locking import lock_mbox
 from mailstore.sessionlock import SessionLock, held_elsewhere
+from mailstore.text import chunks_of
 from mailstore.uidset import UidSet
 
 # UW c-client's NUSERFLAGS: the keywords one mailbox can hold.
@@ -546,20 +548,12 @@ class MboxMailbox:
         UIDs (rising, above the last UID), raising the last UID to cover them and last_uid."""
         for item in numbered:
             self._add_keywords(item[3])
-        text = b"".join(self._append_text(*item) for item in numbered)
         self.last_uid = max([self.last_uid, last_uid] + [item[0] for item in numbered])
         self.dirty = True
-        self._rewrite(set(), appended=text)
+        self._rewrite(set(), appended=_NewMail(self, numbered) if numbered else None)
         if numbered:
             now = time.time()
             os.utime(self.fd, (now - 1, now))  # new mail: mtime after atime, UW's \\Marked
-
-    def _append_text(self, uid, data, bits, keywords, date):
-        message = fmt.Message(0, 0, 0, 0, ())
-        message.uid, message.flags = uid, bits
-        message.keywords = tuple(k for k in keywords if k in self.keywords)
-        sender = "%s@%s" % (self.store.user, os.uname().nodename)
-        return fmt.append_text(data, format_from_line(sender, *date), message)
 
     def _separator(self):
         """What must come before a new From_ line: the file must end in a blank line."""
@@ -807,7 +801,7 @@ class MboxMailbox:
         if self.layout is not None and self._layout_digest() != self.layout:
             raise StoreError(StoreError.TEMPORARY, "mailbox was rewritten by another program")
 
-    def _rewrite(self, doomed, appended=b""):
+    def _rewrite(self, doomed, appended=None):
         """Compute the new file, journal it, then write it in place.
 
         `appended` is new mail to put after the last message, in the same
@@ -834,7 +828,8 @@ class MboxMailbox:
                     writes.append((tail_from,
                                    self._tail_chunks(tail_from, doomed, appended, placed)))
                 elif appended:
-                    writes.append((self.size, [self._separator() + appended]))
+                    writes.append((self.size, itertools.chain([self._separator()],
+                                                              appended.chunks())))
                 journal.write_journal(path, self.identity, writes, self.size,
                                       moves or bool(appended), patches)
             del patches  # done with: what follows re-reads the file
@@ -1061,7 +1056,7 @@ class MboxMailbox:
                 pending = piece
             elif piece[0] == pending[0] == "c" and pending[1] + pending[2] == piece[1]:
                 pending = ("c", pending[1], pending[2] + piece[2])
-            elif piece[0] == pending[0] == "l":
+            elif piece[0] == pending[0] == "l" and pending[2] < journal.CHUNK:
                 pending = ("l", pending[1] + piece[1], pending[2] + piece[2])
             else:
                 yield pending
@@ -1111,7 +1106,8 @@ class MboxMailbox:
             at += end - start + separator[2] + (0 if header is None
                                                 else len(header) - (body - message.header))
         if appended:
-            yield "l", appended, len(appended)
+            for chunk in appended.chunks():
+                yield "l", chunk, len(chunk)
 
     def _header_region(self, message, base):
         """The header to write: None to keep it as on disk, else the bytes.
@@ -1213,6 +1209,27 @@ class _Placements:
         numbers = self._numbers
         for index, message in enumerate(self.messages):
             yield (message,) + tuple(numbers[3 * index:3 * index + 3])
+
+
+class _NewMail:
+    """The mbox text of messages being appended, rendered afresh each time it is read.
+
+    A rewrite may read it twice (a moves-form journal that does not fit
+    falls back to the full form), and a COPY of large messages hands them
+    over as FileText: nothing here holds more than a piece at a time.
+    """
+
+    def __init__(self, mailbox, numbered):
+        self.mailbox, self.numbered = mailbox, numbered
+        self.sender = "%s@%s" % (mailbox.store.user, os.uname().nodename)
+
+    def chunks(self):
+        for uid, data, bits, keywords, date in self.numbered:
+            message = fmt.Message(0, 0, 0, 0, ())
+            message.uid, message.flags = uid, bits
+            message.keywords = tuple(k for k in keywords if k in self.mailbox.keywords)
+            yield from fmt.append_pieces(chunks_of(data), format_from_line(self.sender, *date),
+                                         message)
 
 
 def _privileged_factory():

@@ -43,6 +43,8 @@ _CONTENT_LENGTH = re.compile(rb"^Content-Length:[ \t]*(\d{1,12})[ \t\r]*\n", re.
 RELEASE_BYTES = 4 << 20
 # What one read fault maps on Linux (/sys/kernel/mm/transparent_hugepage aside).
 FAULT_AROUND_BYTES = 64 << 10
+# The largest page-cache folio a fault maps at once (a PMD: 2 MiB on x86-64 and arm64).
+LARGE_FOLIO = 2 << 20
 
 
 class PageRelease:
@@ -406,11 +408,16 @@ def find_in_pieces(buf, pattern, start, end):
 def let_go(buf, start, end):
     """Drop the mapped pages of buf[start:end] from the process's RSS (they are read
     again from the page cache if needed): a pass over one large message would
-    otherwise keep all of it resident, as PageRelease does for many small ones."""
+    otherwise keep all of it resident, as PageRelease does for many small ones.
+
+    The range is widened to whole LARGE_FOLIO units: a fault on a page of a
+    large page-cache folio (a file written moments ago) maps all of it, and
+    a release of part of it would leave the rest in the RSS for good."""
     if isinstance(buf, mmap.mmap) and end > start:
-        first_page = start - start % mmap.PAGESIZE
+        first = start - start % LARGE_FOLIO
+        last = min(len(buf), end + (-end) % LARGE_FOLIO)
         try:
-            buf.madvise(mmap.MADV_DONTNEED, first_page, end - first_page)
+            buf.madvise(mmap.MADV_DONTNEED, first, last - first)
         except (ValueError, OSError):
             pass  # the pages stay: only memory, never correctness
 
@@ -559,24 +566,59 @@ _SMUGGLED = re.compile(rb"^(status|x-status|x-keywords|x-uid|x-imapbase|x-imap):
 _BODY_FROM = re.compile(rb"^From ", re.M)
 
 
-def append_text(data, from_line, message):
-    """An appended message as mbox text: From_ line, header, UW metadata, quoted body.
+def append_pieces(chunks, from_line, message):
+    """An appended message as mbox text, in pieces: From_ line, header, UW metadata, quoted body.
 
-    `data` is the client's message (CRLF or LF); `message` carries the flags,
-    keywords and UID to record. Line ends become LF, NUL becomes 0x80 (UW), and
-    every body line starting `From ` is quoted (mboxo, as UW and the MTAs do).
+    `chunks` yield the client's message (CRLF or LF), whole or in pieces
+    (mailstore.text); `message` carries the flags, keywords and UID to
+    record. Line ends become LF, NUL becomes 0x80 (UW), and every body line
+    starting `From ` is quoted (mboxo, as UW and the MTAs do). The header
+    ends at the first empty line; without one the whole text is header.
     """
-    text = data.replace(b"\r\n", b"\n").replace(b"\0", b"\x80")
-    split = text.find(b"\n\n")
-    if text.startswith(b"\n"):
-        header, body = b"", text[1:]
-    elif split < 0:
-        header, body = text + (b"" if text.endswith(b"\n") else b"\n"), b""
-    else:
-        header, body = text[:split + 1], text[split + 2:]
-    header = _SMUGGLED.sub(lambda m: b"X-Original-" + m.group(1) + b":", header)
-    body = _BODY_FROM.sub(b">From ", body)
-    if body and not body.endswith(b"\n"):
-        body += b"\n"
-    return (from_line + b"\n" + header + status_block(message, message.keywords)
-            + b"\n" + body + b"\n")
+    from mailstore.text import lf_pieces
+
+    yield from_line + b"\n"
+    in_header, line_start, last, seen = True, True, b"\n", False
+    for piece in lf_pieces(chunks):
+        piece = piece.replace(b"\0", b"\x80")
+        if in_header:
+            header, body = _split_header(piece, last == b"\n")
+            yield _replace_at_lines(_SMUGGLED, _rename_smuggled, header, line_start)
+            if body is None:
+                line_start, last, seen = piece.endswith(b"\n"), piece[-1:], True
+                continue
+            yield status_block(message, message.keywords) + b"\n"
+            in_header, line_start, last, seen, piece = False, True, b"\n", False, body
+            if not piece:
+                continue
+        yield _replace_at_lines(_BODY_FROM, b">From ", piece, line_start)
+        line_start, last, seen = piece.endswith(b"\n"), piece[-1:], True
+    if in_header:
+        ending = b"" if seen and last == b"\n" else b"\n"
+        yield ending + status_block(message, message.keywords) + b"\n"
+    elif seen and last != b"\n":
+        yield b"\n"
+    yield b"\n"
+
+
+def _split_header(piece, after_line_end):
+    """(header part, body part or None while the header goes on) of one piece."""
+    if after_line_end and piece.startswith(b"\n"):
+        return b"", piece[1:]
+    split = piece.find(b"\n\n")
+    if split < 0:
+        return piece, None
+    return piece[:split + 1], piece[split + 2:]
+
+
+def _rename_smuggled(match):
+    return b"X-Original-" + match.group(1) + b":"
+
+
+def _replace_at_lines(pattern, replacement, piece, line_start):
+    """pattern.sub on a piece, whose first line may continue the previous piece's."""
+    if line_start:
+        return pattern.sub(replacement, piece)
+    cut = piece.find(b"\n") + 1
+    return piece[:cut] + pattern.sub(replacement, piece[cut:]) if cut else piece
+

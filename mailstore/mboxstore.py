@@ -12,7 +12,7 @@ except ImportError:  # Python 3.12 and later name it _sha2
     from hashlib import sha256
 
 from mailstore import StoreError
-from mailstore import mboxformat as fmt
+from mailstore.text import move_all
 from mailstore.mbox import MboxMailbox
 
 
@@ -72,18 +72,7 @@ class MboxStore:
         self.create(new)
         inbox = self.open_mailbox(b"INBOX")
         try:
-            target = self.open_mailbox(new)
-            try:
-                with inbox.reading():
-                    items = [(inbox.message_text(m), m.flags & ~fmt.OLD, m.keywords,
-                              inbox.internal_date(m)) for m in inbox.messages]
-                if items:
-                    target.append(items)
-            finally:
-                target.close()
-            uids = [m.uid for m in inbox.messages]
-            inbox.store_flags(uids, "+", fmt.DELETED, ())
-            inbox.expunge(set(uids))
+            move_all(inbox, self.open_mailbox(new), self.location.index_dir)
         finally:
             inbox.close()
 

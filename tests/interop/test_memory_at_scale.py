@@ -96,8 +96,8 @@ def test_memory_does_not_grow_with_the_size_of_message_bodies(tmp_path):
     _huge_spool(spool, 3)
     # pop3-first: a fresh copy, no index; every message's text is sent (RETR) and
     # QUIT writes a metadata header into each. Then IMAP sessions on the result:
-    # envelopes, and every message's text.
-    results = run_sessions(spool, ["pop3-first", "imap-second", "imap-bodies"])
+    # envelopes, every message's text, and a COPY of all into another folder.
+    results = run_sessions(spool, ["pop3-first", "imap-second", "imap-bodies", "imap-copy"])
     spool.unlink()
     for name, result in results.items():
         print("%s: peak RSS %.1f MB, peak RssAnon %.1f MB"
