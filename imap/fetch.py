@@ -25,7 +25,7 @@ def render(message, items, by_uid):
 
 
 def render_pieces(message, items, by_uid):
-    """The same reply as bytes and StreamedText pieces: a large message's text
+    """The same reply as bytes and Streamed pieces: a large message's text
     is not built whole (see imap.streamed); `send_pieces` sends them."""
     parts = []
     names = {item.name for item in items}
@@ -59,14 +59,14 @@ def _joined(pieces):
 
 
 def _streamed(message, label, partial=None):
-    """[label, StreamedText] for a large message's whole text, else None."""
-    from imap.streamed import STREAM_FROM, StreamedText
+    """[label, Streamed] for a large message's whole text, else None."""
+    from imap.streamed import STREAM_FROM, streamed_text
 
     if message.size < STREAM_FROM or not hasattr(message.mailbox, "visible_chunks"):
         return None
     if partial is not None:
         label += b"<%d>" % partial[0]
-    return [label + b" ", StreamedText(message.mailbox, message.stored, partial)]
+    return [label + b" ", streamed_text(message.mailbox, message.stored, partial)]
 
 
 def _flags(message, item):
@@ -102,13 +102,13 @@ def _bodystructure(message, item):
     from imap.mime import bodystructure
 
     return b"BODYSTRUCTURE " + message.cached(
-        "bodystructure", lambda: bodystructure(message.message(), True))
+        "bodystructure", lambda: bodystructure(message.parsed_text(), True))
 
 
 def _body(message, item):
     from imap.mime import bodystructure
 
-    return b"BODY " + message.cached("body", lambda: bodystructure(message.message(), False))
+    return b"BODY " + message.cached("body", lambda: bodystructure(message.parsed_text(), False))
 
 
 def _rfc822(message, item):
@@ -120,8 +120,11 @@ def _rfc822_header(message, item):
 
 
 def _rfc822_text(message, item):
-    from imap.mime import split_message
+    from imap.mime import body_start, split_message
 
+    text = message.large_text()
+    if text is not None:
+        return _streamed_span(b"RFC822.TEXT", text, (body_start(text), len(text)), None)
     return b"RFC822.TEXT " + wire.literal(split_message(message.message())[1])
 
 
@@ -133,14 +136,38 @@ def _body_section(message, item):
         streamed = _streamed(message, label, item.partial)
         if streamed:
             return streamed
+    text = message.large_text()
+    if text is not None:
+        return _large_section(label, text, item)
     data = section(message.message(), item.section)
     return _partial(label, b"" if data is None else data, item.partial)
+
+
+def _large_section(label, text, item):
+    """BODY[section] of a message read in place: a span of it is streamed."""
+    from imap.mime import section_span
+
+    found = section_span(text, item.section)
+    if isinstance(found, tuple):
+        return _streamed_span(label, text, found, item.partial)
+    return _partial(label, b"" if found is None else found, item.partial)
+
+
+def _streamed_span(label, text, span, partial):
+    """[label, Streamed] for the wire form of text[start:end]."""
+    from imap.streamed import Streamed
+
+    start, end = span
+    if partial is not None:
+        label += b"<%d>" % partial[0]
+    return [label + b" ", Streamed(lambda: text.wire_chunks(start, end),
+                                   text.wire_size(start, end), partial)]
 
 
 def _binary(message, item):
     from imap.mime import binary
 
-    data = binary(message.message(), item.section.part) or b""
+    data = binary(message.parsed_text(), item.section.part) or b""
     label = b"BINARY[" + ".".join(str(n) for n in item.section.part).encode() + b"]"
     return _partial(label, data, item.partial, binary=True)
 
@@ -148,7 +175,7 @@ def _binary(message, item):
 def _binary_size(message, item):
     from imap.mime import binary
 
-    data = binary(message.message(), item.section.part) or b""
+    data = binary(message.parsed_text(), item.section.part) or b""
     return b"BINARY.SIZE[" + ".".join(str(n) for n in item.section.part).encode() + b"] %d" % len(data)
 
 

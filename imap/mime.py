@@ -79,6 +79,22 @@ _CONTENT_FIELDS = (rb"content-(?:type|transfer-encoding|id|description|md5|dispo
 _RAW_FIELD = re.compile(rb"[^\n]*(?:\n|\Z)(?:[ \t][^\n]*(?:\n|\Z))*")
 
 
+def _prepared(message):
+    """What the parser reads: a PlainText as it is (LF form, see imap.plaintext),
+    bytes with every line end as CRLF."""
+    return message if hasattr(message, "eol") else _crlf(message)
+
+
+def _eol(data):
+    """The line end of parsed text: LF in a PlainText, else CRLF."""
+    return getattr(data, "eol", b"\r\n")
+
+
+def _octets(data, start, end):
+    """Size on the wire of data[start:end]."""
+    return data.wire_size(start, end) if hasattr(data, "eol") else end - start
+
+
 def _crlf(data):
     """data with every line end as CRLF."""
     data = bytes(data)
@@ -89,12 +105,13 @@ def _crlf(data):
 
 def _header_bounds(data, start, end):
     """(end of the header fields, start of the body) for the entity at data[start:end]."""
-    if data.startswith(b"\r\n", start, end):
-        return start, start + 2
-    blank = data.find(b"\r\n\r\n", start, end)
+    eol = _eol(data)
+    if data.startswith(eol, start, end):
+        return start, start + len(eol)
+    blank = data.find(eol + eol, start, end)
     if blank < 0:
         return end, end
-    return blank + 2, blank + 4
+    return blank + len(eol), blank + 2 * len(eol)
 
 
 def _unfold(raw):
@@ -123,6 +140,8 @@ def _field_matches(names, data, start, end):
 
 def _first_fields(names, data, start, end):
     """{lower-case name: unfolded value} of the first occurrence of each named field."""
+    if not isinstance(data, bytes):  # a PlainText: the header, and only it, as bytes
+        data, start, end = data[start:end], 0, end - start
     found = {}
     for match in _field_matches(names, data, start, end):
         name = match.group(1).lower()
@@ -136,6 +155,11 @@ def split_message(message):
     data = _crlf(message)
     body = _header_bounds(data, 0, len(data))[1]
     return data[:body], data[body:]
+
+
+def body_start(data):
+    """Where the body of parsed text (a PlainText, or CRLF bytes) begins."""
+    return _header_bounds(data, 0, len(data))[1]
 
 
 def header_value(header, name):
@@ -501,20 +525,20 @@ def _part_ranges(data, start, end, boundary, limit):
     boundary; a missing close delimiter ends the last part at `end`; after
     `limit` parts the last part runs to `end`.
     """
-    marker = b"--" + boundary
+    marker, eol = b"--" + boundary, _eol(data)
     ranges, content, pos = [], None, start
     while True:
         found = data.find(marker, pos, end)
         if found < 0:
             break
         pos = found + len(marker)
-        if found != start and data[found - 2:found] != b"\r\n":
+        if found != start and data[found - len(eol):found] != eol:
             continue
         line_end, close = _boundary_line(data, pos, end)
         if line_end is None:
             continue
         if content is not None:
-            ranges.append((content, max(content, found - 2)))
+            ranges.append((content, max(content, found - len(eol))))
         if close:
             return ranges
         content = pos = line_end
@@ -546,7 +570,7 @@ def _parse(data):
 
 def bodystructure(message, extensible):
     """BODYSTRUCTURE of a message (extensible=True, with extension data) or BODY (False)."""
-    data = _crlf(message)
+    data = _prepared(message)
     return _structure(data, _parse(data), extensible)
 
 
@@ -561,7 +585,7 @@ def _structure(data, entity, extensible):
     fields = entity.fields
     items = [string(entity.type), string(entity.subtype), _render_params(_body_params(entity)),
              _field_or_nil(fields, b"content-id"), _field_or_nil(fields, b"content-description"),
-             string(_encoding(fields)), number(entity.end - entity.body)]
+             string(_encoding(fields)), number(_octets(data, entity.body, entity.end))]
     if entity.is_message():
         inner = entity.children[0]
         items += [_envelope(data, inner.start, inner.fields_end),
@@ -576,7 +600,7 @@ def _structure(data, entity, extensible):
 
 def part_structure(message, part):
     """BODYSTRUCTURE of the entity that part numbers name (() the message), or None."""
-    data = _crlf(message)
+    data = _prepared(message)
     root = _parse(data)
     node = _resolve(root, tuple(part)) if part else root
     return None if node is None else _structure(data, node, True)
@@ -605,17 +629,29 @@ def _common_extension(fields):
 def section(message, section):
     """The bytes of BODY[section] (a command.Section), or None when the part does not exist."""
     data = _crlf(message)
+    found = _section(data, section)
+    return data[found[0]:found[1]] if isinstance(found, tuple) else found
+
+
+def section_span(text, section):
+    """BODY[section] of a PlainText: (start, end) of its text, bytes (CRLF) when the
+    section is made up (HEADER.FIELDS), None when the part does not exist."""
+    found = _section(text, section)
+    return found.replace(b"\n", b"\r\n") if isinstance(found, bytes) else found
+
+
+def _section(data, section):
     if not section.part:
         if section.text is None:
-            return data
+            return 0, len(data)
         return _message_section(data, 0, len(data), section)
     node = _resolve(_parse(data), section.part)
     if node is None:
         return None
     if section.text is None:
-        return data[node.body:node.end]
+        return node.body, node.end
     if section.text == "MIME":
-        return data[node.start:node.body]
+        return node.start, node.body
     if not node.is_message():
         return None
     inner = node.children[0]
@@ -650,9 +686,9 @@ def _message_section(data, start, end, section):
     """HEADER, HEADER.FIELDS[.NOT] or TEXT of the message at data[start:end]; None for MIME."""
     fields_end, body = _header_bounds(data, start, end)
     if section.text == "HEADER":
-        return data[start:body]
+        return start, body
     if section.text == "TEXT":
-        return data[body:end]
+        return body, end
     if section.text in ("HEADER.FIELDS", "HEADER.FIELDS.NOT"):
         return _header_fields(data[start:fields_end], section.fields,
                               section.text == "HEADER.FIELDS.NOT") + data[fields_end:body]
@@ -685,15 +721,20 @@ def binary(message, part):
     its own. Raises NotLeaf for a multipart, UnknownEncoding for a CTE other
     than 7bit, 8bit, binary, base64 and quoted-printable.
     """
-    data = _crlf(message)
+    data = _prepared(message)
     if not part:
-        return data
+        return _wire_bytes(data, 0, len(data))
     node = _resolve(_parse(data), tuple(part))
     if node is None:
         return None
     if node.is_multipart():
         raise NotLeaf("a multipart has no content of its own")
-    return _decode(data[node.body:node.end], _encoding(node.fields))
+    return _decode(_wire_bytes(data, node.body, node.end), _encoding(node.fields))
+
+
+def _wire_bytes(data, start, end):
+    """data[start:end] in the wire form (CRLF), as bytes."""
+    return b"".join(data.wire_chunks(start, end)) if hasattr(data, "eol") else data[start:end]
 
 
 def leaves(message):
@@ -710,6 +751,19 @@ def leaves(message):
             yield node.start, node.body, node.end, _encoding(node.fields)
         else:
             stack.extend(reversed(node.children))
+
+
+def text_leaves(message):
+    """(body start, end, upper-case CTE, charset or None) of each text/* leaf, in order,
+    with offsets in the parsed text (a PlainText, or the message in CRLF form)."""
+    stack = [_parse(_prepared(message))]
+    while stack:
+        node = stack.pop()
+        if node.children is not None:
+            stack.extend(reversed(node.children))
+        elif node.type == b"TEXT":
+            charset = next((value for name, value in node.params if name == b"CHARSET"), None)
+            yield node.body, node.end, _encoding(node.fields), charset
 
 
 def decode(body, encoding):

@@ -138,6 +138,11 @@ class _MessageView:
             self._header_texts = (decoded.casefold(), _text(self.header()).casefold())
         return self._header_texts
 
+    def large_text(self):
+        """The message read in place (imap.plaintext) when it is large, else None."""
+        large_text = getattr(self.message, "large_text", None)
+        return large_text() if large_text else None
+
     def data(self):
         """The whole message (CRLF form), read once."""
         if self._data is None:
@@ -275,16 +280,30 @@ def _text_test(include_header, needle):
     raw_needle = bodyscan.ascii_needle(needle)
 
     def test(view):
-        found = None
-        if raw_needle is not None:
-            data = view.data()
-            found = bodyscan.body_verdict(data, _header_end(data), raw_needle)
-        if found is None:
-            found = any(needle in text for text in view.body_texts())
+        large = view.large_text()
+        if large is not None:
+            from imap.largesearch import body_contains
+
+            found = body_contains(large, needle)
+        else:
+            found = _small_body_contains(view, raw_needle, needle)
         if found:
             return True
         return include_header and any(needle in text for text in view.header_texts())
     return test
+
+
+def _small_body_contains(view, raw_needle, needle):
+    """BODY on the whole message: the raw verdict when it decides, else `email`'s text parts."""
+    from imap import bodyscan
+
+    found = None
+    if raw_needle is not None:
+        data = view.data()
+        found = bodyscan.body_verdict(data, _header_end(data), raw_needle)
+    if found is None:
+        found = any(needle in text for text in view.body_texts())
+    return found
 
 
 def _sent_date_test(compare, day):

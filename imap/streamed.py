@@ -16,21 +16,20 @@ from mailstore.mboxformat import wire_octets
 STREAM_FROM = 1 << 20
 
 
-class StreamedText:
-    """The wire form of a message's visible text, or the part of it that a
-    partial fetch (origin, length) names, as a literal's size and pieces."""
+class Streamed:
+    """A literal of `whole` octets that `pieces()` yields, or the part of it that a
+    partial fetch (origin, length) names, as its size and pieces."""
 
-    def __init__(self, mailbox, stored, partial=None):
-        self.mailbox, self.stored = mailbox, stored
-        whole = _wire_size(mailbox.visible_chunks(stored))
+    def __init__(self, pieces, whole, partial=None):
+        self.pieces = pieces
         origin, length = partial if partial is not None else (0, whole)
         self.origin = min(origin, whole)
         self.size = max(0, min(length, whole - self.origin))
 
     def chunks(self):
-        """The literal's bytes, in pieces of about 64 KB."""
+        """The literal's bytes, in the pieces' sizes (64 KB to about 2 MB)."""
         skip, left = self.origin, self.size
-        for chunk in _wire_chunks(self.mailbox.visible_chunks(self.stored)):
+        for chunk in self.pieces():
             if skip >= len(chunk):
                 skip -= len(chunk)
                 continue
@@ -40,6 +39,12 @@ class StreamedText:
                 yield piece
             if not left:
                 return
+
+
+def streamed_text(mailbox, stored, partial=None):
+    """The wire form of a message's visible text as a Streamed literal."""
+    return Streamed(lambda: _wire_chunks(mailbox.visible_chunks(stored)),
+                    _wire_size(mailbox.visible_chunks(stored)), partial)
 
 
 def _wire_chunks(raw_chunks):

@@ -151,35 +151,50 @@ def urlfetch(session, command):
                                        or {"BODY", "BINARY"} <= set(parameters)):
             raise Bad("Invalid URLFETCH parameters")
     for text, parameters in requests:
-        session.send(b"* URLFETCH " + wire.astring(text) + b" "
-                     + _fetched(session, text, parameters) + b"\r\n")
+        _send_fetched(session, b"* URLFETCH " + wire.astring(text) + b" ", text, parameters)
     return "URLFETCH completed"
 
 
-def _fetched(session, text, parameters):
-    """The nstring (or RFC 5524 metadata list) answering one URL."""
-    from imap.urls import locate
+def _send_fetched(session, head, text, parameters):
+    """Send `head`, then the nstring (or RFC 5524 metadata list) answering one URL; a
+    large section goes as a streamed literal, sent while its mailbox is still open."""
+    from imap.fetch import send_pieces
+    from imap.urls import located
 
     try:
-        located = locate(session, _validated(session, text))
-        if parameters is None:
-            return _octets(located.body())
-        items = []
-        if "BODYPARTSTRUCTURE" in parameters:
-            items.append(b"BODYPARTSTRUCTURE " + located.structure())
-        if "BINARY" in parameters:
-            data = located.binary()
-            items.append(b"BINARY " + (b"NIL" if data is None else _octets(data)))
-        elif "BODY" in parameters or not items:
-            items.append(b"BODY " + _octets(located.body()))
-        return b"(" + b" ".join(items) + b")"
+        with located(session, _validated(session, text)) as message:
+            pieces = _fetched(message, parameters)
+            send_pieces(session.send, [head] + pieces + [b"\r\n"])
     except BadUrl:
-        return b"NIL"
+        session.send(head + b"NIL\r\n")
 
 
-def _octets(data):
-    """A literal, or a literal8 when the data holds NUL (RFC 3516 §4.3)."""
-    return (b"~" if b"\0" in data else b"") + wire.literal(data)
+def _fetched(message, parameters):
+    """The reply pieces for one Located message (imap.fetch.send_pieces sends them)."""
+    if parameters is None:
+        return _literal(message.body())
+    items = []
+    if "BODYPARTSTRUCTURE" in parameters:
+        items.append([b"BODYPARTSTRUCTURE " + message.structure()])
+    if "BINARY" in parameters:
+        data = message.binary()
+        items.append([b"BINARY "] + ([b"NIL"] if data is None else _literal(data)))
+    elif "BODY" in parameters or not items:
+        items.append([b"BODY "] + _literal(message.body()))
+    return [b"("] + [piece for item in _spaced(items) for piece in item] + [b")"]
+
+
+def _spaced(items):
+    for number, item in enumerate(items):
+        yield [b" "] + item if number else item
+
+
+def _literal(data):
+    """[literal] of bytes, or [marker, Streamed]: a literal8 when the data holds NUL (RFC 3516 §4.3)."""
+    if isinstance(data, bytes):
+        return [(b"~" if b"\0" in data else b"") + wire.literal(data)]
+    has_nul = any(b"\0" in chunk for chunk in data.chunks())
+    return [b"~" if has_nul else b"", data]
 
 
 def _validated(session, text):

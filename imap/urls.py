@@ -7,12 +7,18 @@ or copied in a moment ago is seen as it is now, whatever this session has
 been told. Reading never sets \\Seen (RFC 4469 §3).
 """
 
+import contextlib
+
 from imap.parser_url import BadUrl, parse_url
 from mailstore import StoreError
 
 
 class Located:
-    """The message a URL names: its wire-form text and the URL's section and partial."""
+    """The message a URL names, read under its mailbox's read lock, and the URL.
+
+    `text` is its wire-form text, or a large message read in place
+    (imap.plaintext), whose sections are sent in pieces and never built.
+    """
 
     __slots__ = ("text", "url")
 
@@ -20,13 +26,22 @@ class Located:
         self.text, self.url = text, url
 
     def body(self):
-        """BODY[section]<partial> of the message (RFC 5092 §6), or BadUrl if there is none."""
-        from imap.mime import section
+        """BODY[section]<partial> (RFC 5092 §6) as an imap.streamed.Streamed, or BadUrl."""
+        from imap.mime import section, section_span
+        from imap.streamed import Streamed
 
-        data = self.text if self.url.section is None else section(self.text, self.url.section)
-        if data is None:
+        wanted, text = self.url.section, self.text
+        if isinstance(text, bytes):
+            found = text if wanted is None else section(text, wanted)
+        else:
+            found = (0, len(text)) if wanted is None else section_span(text, wanted)
+        if found is None:
             raise BadUrl("no such section")
-        return self._partial(data)
+        if isinstance(found, bytes):
+            return Streamed(lambda: [found], len(found), self._window())
+        start, end = found
+        return Streamed(lambda: text.wire_chunks(start, end), text.wire_size(start, end),
+                        self._window())
 
     def binary(self):
         """The decoded content of the section (RFC 5524), None for an unknown encoding."""
@@ -39,7 +54,10 @@ class Located:
             return None
         if data is None:
             raise BadUrl("no such section")
-        return self._partial(data)
+        if self.url.partial is None:
+            return data
+        origin, length = self._window()
+        return data[origin:origin + length]
 
     def structure(self):
         """BODYPARTSTRUCTURE: the section's body structure (RFC 5524 §3.2)."""
@@ -56,17 +74,18 @@ class Located:
             raise BadUrl("only part numbers have a decoded form")
         return section.part if section is not None else ()
 
-    def _partial(self, data):
+    def _window(self):
+        """The URL's partial as (origin, length), or None."""
         if self.url.partial is None:
-            return data
+            return None
         origin, length = self.url.partial
-        return data[origin:] if length is None else data[origin:origin + length]
+        return origin, (1 << 62) if length is None else length
 
 
-def locate(session, url):
-    """The Located message of a parsed URL in this user's store, or BadUrl."""
-    from imap.view import wire_form
-
+@contextlib.contextmanager
+def located(session, url):
+    """The Located message of a parsed URL in this user's store, or BadUrl; its
+    mailbox stays open and read-locked until the block ends."""
     try:
         mailbox = session.store.open_mailbox(url.mailbox, readonly=True)
     except StoreError as error:
@@ -81,15 +100,23 @@ def locate(session, url):
             stored = mailbox.by_uid(url.uid)
             if stored is None:
                 raise BadUrl("no such message")
-            try:
-                text = wire_form(mailbox.message_text(stored))
-            except StoreError as error:
-                if error.kind == StoreError.EXPUNGED:
-                    raise BadUrl("no such message") from None
-                raise
+            yield Located(_text(mailbox, stored), url)
     finally:
         mailbox.close()
-    return Located(text, url)
+
+
+def _text(mailbox, stored):
+    """A large message read in place when it can be, else its wire-form text."""
+    from imap.plaintext import plain_text
+    from imap.view import PARSE_IN_PLACE_FROM, wire_form
+
+    try:
+        text = plain_text(mailbox, stored) if stored.size >= PARSE_IN_PLACE_FROM else None
+        return wire_form(mailbox.message_text(stored)) if text is None else text
+    except StoreError as error:
+        if error.kind == StoreError.EXPUNGED:
+            raise BadUrl("no such message") from None
+        raise
 
 
 def own_server(session, url):
@@ -117,24 +144,28 @@ def catenated(session, parts, limit):
     pieces, size = [], 0
     for part in parts:
         if part[0] == "TEXT":
-            data = part[1]
+            size += len(part[1])
+            pieces.append(part[1])
         else:
-            data = _url_part(session, part[1], base)
-        size += len(data)
+            size += _url_part(session, part[1], base, pieces, limit - size)
         if size > limit:
             raise No("The message would be too large", "TOOBIG")
-        pieces.append(data)
     return b"".join(pieces)
 
 
-def _url_part(session, text, base):
+def _url_part(session, text, base, pieces, room):
+    """Put the octets a CATENATE URL names into pieces, when they fit in room; their size."""
     from imap.session import No
 
     try:
         url = parse_url(text, base)
         if url.access is not None or not own_server(session, url):
             raise BadUrl("not a URL of this session")
-        return locate(session, url).body()
+        with located(session, url) as message:
+            body = message.body()
+            if body.size <= room:  # else TOOBIG, without reading it
+                pieces.extend(body.chunks())
+            return body.size
     except BadUrl:
         raise No("Bad URL", "BADURL " + text.decode("ascii", "replace").replace("]", "%5D")) \
             from None

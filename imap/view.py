@@ -18,6 +18,9 @@ from mailstore.uidset import UidSet
 
 SYSTEM_FLAGS = {"\\Seen": fmt.SEEN, "\\Answered": fmt.ANSWERED, "\\Flagged": fmt.FLAGGED,
                 "\\Deleted": fmt.DELETED, "\\Draft": fmt.DRAFT}
+# Messages of this RFC822.SIZE and more are parsed where they lie (imap.plaintext)
+# rather than copied into one bytes object; smaller ones are faster copied.
+PARSE_IN_PLACE_FROM = 1 << 20
 FLAG_LIST = b"\\Answered \\Flagged \\Deleted \\Draft \\Seen"
 
 
@@ -63,12 +66,12 @@ class MessageView:
     RFC822.SIZE (mbox-compat.md §9).
     """
 
-    __slots__ = ("mailbox", "stored", "seq", "uid", "recent", "_text", "_header")
+    __slots__ = ("mailbox", "stored", "seq", "uid", "recent", "_text", "_header", "_parsed")
 
     def __init__(self, mailbox, stored, seq, recent):
         self.mailbox, self.stored, self.seq = mailbox, stored, seq
         self.uid, self.recent = stored.uid, recent
-        self._text = self._header = None
+        self._text = self._header = self._parsed = None
 
     @property
     def flags(self):
@@ -102,6 +105,22 @@ class MessageView:
         if self._text is None:
             self._text = wire_form(self.mailbox.message_text(self.stored))
         return self._text
+
+    def parsed_text(self):
+        """What imap.mime reads: a large message in place (imap.plaintext), else message()."""
+        if self._parsed is None:
+            if self.stored.size >= PARSE_IN_PLACE_FROM:
+                from imap.plaintext import plain_text
+
+                self._parsed = plain_text(self.mailbox, self.stored)
+            if self._parsed is None:
+                self._parsed = self.message()
+        return self._parsed
+
+    def large_text(self):
+        """parsed_text() when it is read in place, else None."""
+        text = self.parsed_text() if self.stored.size >= PARSE_IN_PLACE_FROM else None
+        return None if text is None or isinstance(text, bytes) else text
 
 
 def wire_form(data):

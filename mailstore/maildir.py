@@ -17,6 +17,7 @@ the letters a-z, named in `dovecot-keywords`.
 
 import contextlib
 import hashlib
+import mmap
 import os
 import socket
 import time
@@ -446,6 +447,14 @@ class MaildirMailbox:
                 if not data:
                     return
                 yield data
+
+    def mapped_text(self, message):
+        """(b"", map, 0, size): the message file mapped, read in place (imap.plaintext)."""
+        with self._open_message(message) as handle:
+            size = os.fstat(handle.fileno()).st_size
+            if not size:
+                return b"", b"", 0, 0
+            return b"", mmap.mmap(handle.fileno(), size, prot=mmap.PROT_READ), 0, size
 
     def visible_chunks(self, message, header_only=False, chunk=1 << 16):
         """Yield the message (or its header) in bounded chunks."""

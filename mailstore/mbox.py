@@ -374,6 +374,11 @@ class MboxMailbox:
         """The visible header, including the empty line that ends it."""
         return b"".join(self.visible_chunks(message, header_only=True))
 
+    def mapped_text(self, message):
+        """(visible header, map, body start, end): the visible text is the header
+        followed by map[body start:end], read in place (imap.plaintext)."""
+        return self.header_bytes(message), self.map, message.body, message.end
+
     def body_chunks(self, message, chunk=1 << 16):
         """Yield the body in bounded chunks."""
         for pos in range(message.body, message.end, chunk):

@@ -1,0 +1,114 @@
+"""A large message read in place for BODYSTRUCTURE, BODY[section] and SEARCH.
+
+imap.mime parses a message in its wire form, CRLF line ends, built as one
+bytes object: for a 100 MB message that was 200 MB for a BODYSTRUCTURE.
+Stored mail has LF line ends, and where it holds no CR at all its wire form
+is exactly the stored text with a CR put before every LF (and a last line
+closed). So the parser can run on the stored text itself, in LF form, with
+every offset mapped to the wire by counting LFs: a PlainText is that text,
+the visible header (metadata lines left out) followed by the body's range
+of the mailbox's mapped file, searched and counted a piece at a time.
+
+A message that holds a CR anywhere is left to the whole-text path.
+"""
+
+import mmap
+
+from mailstore import mboxformat as fmt
+
+def plain_text(mailbox, stored):
+    """The message as a PlainText, or None when it holds a CR (or the driver cannot map it)."""
+    mapped = getattr(mailbox, "mapped_text", None)
+    if mapped is None:
+        return None
+    head, buf, start, end = mapped(stored)
+    if b"\r" in head or fmt.find_in_pieces(buf, b"\r", start, end) >= 0:
+        return None
+    segments = [(head, 0, len(head)), (buf, start, end)]
+    last = buf[end - 1:end] if end > start else head[-1:]
+    if last and last != b"\n":
+        segments.append((b"\n", 0, 1))  # the wire form closes the last line
+    return PlainText(segments)
+
+
+class PlainText:
+    """Text made of (buffer, start, end) segments, read without joining them.
+
+    It offers what imap.mime's parser uses of bytes: len(), slices, find(),
+    count() of one byte and startswith(); find and count go through mapped
+    segments a piece at a time and let their pages go.
+    """
+
+    eol = b"\n"
+
+    def __init__(self, segments):
+        self.segments, self.offsets, at = segments, [], 0
+        for _, start, end in segments:
+            self.offsets.append(at)
+            at += end - start
+        self.length = at
+
+    def __len__(self):
+        return self.length
+
+    def _overlapping(self, start, end):
+        """(buffer, buffer start, buffer end, offset of buffer position 0) within [start, end)."""
+        for (buf, first, last), offset in zip(self.segments, self.offsets):
+            base = offset - first
+            a, b = max(first, start - base), min(last, end - base)
+            if a < b:
+                yield buf, a, b, base
+
+    def __getitem__(self, key):
+        start, end, step = key.indices(self.length)
+        assert step == 1, "only plain slices"
+        return b"".join(bytes(buf[a:b]) for buf, a, b, _ in self._overlapping(start, end))
+
+    def find(self, sub, start=0, end=None):
+        end = self.length if end is None else min(end, self.length)
+        previous = None
+        for buf, a, b, base in self._overlapping(start, end):
+            if previous is not None and len(sub) > 1:
+                # A match across the seam starts within len(sub)-1 octets before it.
+                window = max(start, base + a - len(sub) + 1)
+                found = self[window:min(end, base + a + len(sub) - 1)].find(sub)
+                if found >= 0:
+                    return window + found
+            found = fmt.find_in_pieces(buf, sub, a, b)
+            if found >= 0:
+                return base + found
+            previous = buf
+        return -1
+
+    def count(self, sub, start=0, end=None):
+        """How often one octet occurs in [start, end)."""
+        assert len(sub) == 1
+        end = self.length if end is None else min(end, self.length)
+        return sum(_count(buf, sub, a, b) for buf, a, b, _ in self._overlapping(start, end))
+
+    def startswith(self, prefix, start=0, end=None):
+        end = self.length if end is None else min(end, self.length)
+        return start + len(prefix) <= end and self[start:start + len(prefix)] == prefix
+
+    def wire_size(self, start, end):
+        """Octets of [start, end) on the wire, where each LF is CRLF."""
+        return end - start + self.count(b"\n", start, end)
+
+    def wire_chunks(self, start, end):
+        """The wire form of [start, end), in pieces of at most about two SIZE_PIECEs."""
+        for buf, a, b, _ in self._overlapping(start, end):
+            for at in range(a, b, fmt.SIZE_PIECE):
+                stop = min(b, at + fmt.SIZE_PIECE)
+                yield bytes(buf[at:stop]).replace(b"\n", b"\r\n")
+                fmt.let_go(buf, at, stop)
+
+
+def _count(buf, byte, start, end):
+    if not isinstance(buf, mmap.mmap):
+        return buf.count(byte, start, end)
+    total = 0
+    for at in range(start, end, fmt.SIZE_PIECE):
+        stop = min(end, at + fmt.SIZE_PIECE)
+        total += buf[at:stop].count(byte)  # an mmap has no count()
+        fmt.let_go(buf, at, stop)
+    return total

@@ -1,0 +1,56 @@
+"""imap.plaintext.PlainText answers as the bytes it stands for would, across the
+seams between its segments and the pieces its mapped segments are read in."""
+
+import mmap
+import random
+
+import pytest
+
+from imap.plaintext import PlainText
+from mailstore import mboxformat as fmt
+
+
+@pytest.fixture
+def mapped(tmp_path):
+    maps = []
+
+    def make(data):
+        path = tmp_path / ("m%d" % len(maps))
+        path.write_bytes(data or b"-")
+        with open(path, "rb") as handle:
+            maps.append(mmap.mmap(handle.fileno(), 0, prot=mmap.PROT_READ))
+        return maps[-1]
+
+    yield make
+    for m in maps:
+        m.close()
+
+
+def random_text(rng, length):
+    return b"".join(rng.choice([b"\n", b"-", b"--b", b"a", b"\n\n"]) for _ in range(length))
+
+
+def test_plain_text_answers_as_its_bytes(mapped, monkeypatch):
+    monkeypatch.setattr(fmt, "SIZE_PIECE", 5)  # patterns straddle pieces, too
+    rng = random.Random(11)
+    for _ in range(300):
+        segments, whole = [], b""
+        for _ in range(rng.randrange(1, 4)):
+            data = random_text(rng, rng.randrange(0, 12))
+            start = rng.randrange(0, len(data) + 1)
+            end = rng.randrange(start, len(data) + 1)
+            buf = mapped(data) if data and rng.random() < 0.5 else data
+            segments.append((buf, start, end))
+            whole += data[start:end]
+        text = PlainText(segments)
+        assert len(text) == len(whole)
+        for _ in range(20):
+            a = rng.randrange(0, len(whole) + 1)
+            b = rng.randrange(a, len(whole) + 1)
+            assert text[a:b] == whole[a:b]
+            for sub in (b"\n", b"\n\n", b"--b", b"\n--b", b"a\n-"):
+                assert text.find(sub, a, b) == whole.find(sub, a, b), (segments, sub, a, b)
+                assert text.startswith(sub, a, b) == whole.startswith(sub, a, b)
+            assert text.count(b"\n", a, b) == whole.count(b"\n", a, b)
+            assert text.wire_size(a, b) == len(whole[a:b].replace(b"\n", b"\r\n"))
+            assert b"".join(text.wire_chunks(a, b)) == whole[a:b].replace(b"\n", b"\r\n")
