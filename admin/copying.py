@@ -77,12 +77,13 @@ def copy_messages(source, target, uids, progress, whole=False):
     fresh = never_gave_uids(target)
     keep = fresh or (bool(uids) and uids[0] > target.last_uid)
     uidvalidity = source.uidvalidity if fresh else None
-    for items in _batches(source, uids):
-        if keep:
-            append_keeping_uids(target, items, uidvalidity)
-            uidvalidity = None
-        else:
-            target.append([item[1:] for item in items])
+    for items, spool in _batches(source, uids, target.store.location.index_dir):
+        with spool:
+            if keep:
+                append_keeping_uids(target, items, uidvalidity)
+                uidvalidity = None
+            else:
+                target.append([item[1:] for item in items])
         progress.advance(len(items))
     if keep and fresh and whole and source.last_uid > target.last_uid:
         append_keeping_uids(target, [], uidvalidity, source.last_uid)
@@ -91,23 +92,28 @@ def copy_messages(source, target, uids, progress, whole=False):
     return keep
 
 
-def _batches(source, uids):
-    """Lists of (uid, text, flags, keywords, date), read under the source's read lock."""
+def _batches(source, uids, scratch_directory):
+    """(items, Spool holding their texts): lists of (uid, text, flags, keywords, date),
+    read under the source's read lock; a large message's text waits in a scratch file."""
+    from mailstore.text import Spool
+
     position = 0
     while position < len(uids):
-        items, size = [], 0
+        items, size, spool = [], 0, Spool(scratch_directory)
         with source.reading():
             while position < len(uids) and len(items) < BATCH_MESSAGES and size < BATCH_BYTES:
                 message = source.by_uid(uids[position])
                 position += 1
                 if message is None:
                     continue  # expunged by someone meanwhile
-                text = source.message_text(message)
+                text = spool.add(source.visible_chunks(message), message.size)
                 size += len(text)
                 items.append((message.uid, text, message.flags, message.keywords,
                               source.internal_date(message)))
         if items:
-            yield items
+            yield items, spool
+        else:
+            spool.close()
 
 
 def remove_moved(source, uids):

@@ -8,7 +8,8 @@ libraries included) and their private memory (RssAnon) sampled from /proc.
   computes every ENVELOPE), a later one, and a POP3 session that downloads
   everything and marks it all seen at QUIT, each under LIMIT_MB.
 - A spool of a few 100 MB messages: POP3 and IMAP sessions that read every
-  byte of them stay under BODY_LIMIT_MB, less than one message body.
+  byte of them (RETR, BODY[], BODYSTRUCTURE, SEARCH BODY, COPY) stay under
+  BODY_LIMIT_MB, less than one message body.
 
 Memory bounds, not timings: the same code uses the same memory on any machine.
 """
@@ -77,16 +78,29 @@ def test_a_100k_message_spool_opens_and_serves_well_under_100_mb(tmp_path):
 
 
 def _huge_spool(path, count):
-    """`count` messages of BODY_MB each: long lines of text, no metadata."""
+    """`count` messages of BODY_MB each, no metadata: long lines of plain text, and
+    every second one a multipart whose text part is followed by a base64 attachment."""
     line = b"All work and no play makes a very long message body. " * 19 + b"\n"
     block = line * ((1 << 20) // len(line))
+    attachment = b"QWxsIHdvcmsgYW5kIG5vIHBsYXkgbWFrZXMgYSB2ZXJ5IGxvbmcgYXR0YWNobWVudC4g\n"
+    attachment_block = attachment * ((1 << 20) // len(attachment))
     with open(path, "wb") as spool:
         for number in range(1, count + 1):
             spool.write(b"From big@example.org Thu Nov 26 10:00:%02d 2026\n" % number)
             spool.write(b"From: big@example.org\nSubject: large message %d\n"
-                        b"Message-ID: <large-%d@example.org>\n\n" % (number, number))
-            for _ in range(BODY_MB):
-                spool.write(block)
+                        b"Message-ID: <large-%d@example.org>\n" % (number, number))
+            if number % 2:
+                spool.write(b"\n")
+                for _ in range(BODY_MB):
+                    spool.write(block)
+            else:
+                spool.write(b"MIME-Version: 1.0\nContent-Type: multipart/mixed; boundary=b\n\n"
+                            b"--b\nContent-Type: text/plain\n\nSee the attachment.\n--b\n"
+                            b"Content-Type: application/octet-stream\n"
+                            b"Content-Transfer-Encoding: base64\n\n")
+                for _ in range(BODY_MB):
+                    spool.write(attachment_block)
+                spool.write(b"--b--\n")
             spool.write(b"\n")
 
 
@@ -96,10 +110,13 @@ def test_memory_does_not_grow_with_the_size_of_message_bodies(tmp_path):
     _huge_spool(spool, 3)
     # pop3-first: a fresh copy, no index; every message's text is sent (RETR) and
     # QUIT writes a metadata header into each. Then IMAP sessions on the result:
-    # envelopes, every message's text, and a COPY of all into another folder.
-    results = run_sessions(spool, ["pop3-first", "imap-second", "imap-bodies", "imap-copy"])
+    # envelopes, every message's text, every BODYSTRUCTURE and a body search,
+    # and a COPY of all into another folder.
+    scenarios = ["pop3-first", "imap-second", "imap-bodies", "imap-structure", "imap-copy"]
+    results = run_sessions(spool, scenarios)
     spool.unlink()
     for name, result in results.items():
         print("%s: peak RSS %.1f MB, peak RssAnon %.1f MB"
               % (name, result["peak_rss_mb"], result["peak_anon_mb"]))
         assert result["peak_rss_mb"] < BODY_LIMIT_MB < BODY_MB, name
+    assert sorted(results) == sorted(scenarios)
