@@ -637,7 +637,7 @@ def section_span(text, section):
     """BODY[section] of a PlainText: (start, end) of its text, bytes (CRLF) when the
     section is made up (HEADER.FIELDS), None when the part does not exist."""
     found = _section(text, section)
-    return found.replace(b"\n", b"\r\n") if isinstance(found, bytes) else found
+    return text.to_wire(found) if isinstance(found, bytes) else found
 
 
 def _section(data, section):

@@ -7,9 +7,12 @@ is exactly the stored text with a CR put before every LF (and a last line
 closed). So the parser can run on the stored text itself, in LF form, with
 every offset mapped to the wire by counting LFs: a PlainText is that text,
 the visible header (metadata lines left out) followed by the body's range
-of the mailbox's mapped file, searched and counted a piece at a time.
+of the mailbox's mapped file, searched and counted a piece at a time. Text
+stored with CRLF line ends throughout is its own wire form, and is read in
+place the same way.
 
-A message that holds a CR anywhere is left to the whole-text path.
+A message with other CRs (mixed line ends, a stray CR) is left to the
+whole-text path, which drops every CR.
 """
 
 import mmap
@@ -17,31 +20,59 @@ import mmap
 from mailstore import mboxformat as fmt
 
 def plain_text(mailbox, stored):
-    """The message as a PlainText, or None when it holds a CR (or the driver cannot map it)."""
+    """The message as a PlainText, or None when its line ends are mixed (or the driver
+    cannot map it)."""
     mapped = getattr(mailbox, "mapped_text", None)
     if mapped is None:
         return None
     head, buf, start, end = mapped(stored)
-    if b"\r" in head or fmt.find_in_pieces(buf, b"\r", start, end) >= 0:
+    eol = _line_ends(head, buf, start, end)
+    if eol is None:
         return None
     segments = [(head, 0, len(head)), (buf, start, end)]
     last = buf[end - 1:end] if end > start else head[-1:]
     if last and last != b"\n":
-        segments.append((b"\n", 0, 1))  # the wire form closes the last line
-    return PlainText(segments)
+        segments.append((eol, 0, len(eol)))  # the wire form closes the last line
+    return PlainText(segments, eol)
+
+
+def _line_ends(head, buf, start, end):
+    """LF when the text holds no CR; CRLF when every CR is followed by an LF and every
+    LF follows a CR (the wire form already: stored so by some Maildir writers); None
+    for anything else, which only the whole-text path converts exactly."""
+    crs = lfs = pairs = 0
+    previous = b""
+    for piece in _pieces(head, buf, start, end):
+        pairs += previous == b"\r" and piece[:1] == b"\n"  # a pair across pieces
+        if b"\r" in piece:
+            crs += piece.count(b"\r")
+            pairs += piece.count(b"\r\n")
+        lfs += piece.count(b"\n")
+        previous = piece[-1:]
+    if not crs:
+        return b"\n"
+    return b"\r\n" if crs == pairs == lfs else None
+
+
+def _pieces(head, buf, start, end):
+    yield head
+    for at in range(start, end, fmt.SIZE_PIECE):
+        stop = min(end, at + fmt.SIZE_PIECE)
+        yield buf[at:stop]
+        fmt.let_go(buf, at, stop)
 
 
 class PlainText:
-    """Text made of (buffer, start, end) segments, read without joining them.
+    """Text made of (buffer, start, end) segments, read without joining them, whose
+    line ends are all `eol`: LF (the wire form puts a CR before each) or CRLF.
 
     It offers what imap.mime's parser uses of bytes: len(), slices, find(),
     count() of one byte and startswith(); find and count go through mapped
     segments a piece at a time and let their pages go.
     """
 
-    eol = b"\n"
-
-    def __init__(self, segments):
+    def __init__(self, segments, eol=b"\n"):
+        self.eol = eol
         self.segments, self.offsets, at = segments, [], 0
         for _, start, end in segments:
             self.offsets.append(at)
@@ -91,16 +122,20 @@ class PlainText:
         return start + len(prefix) <= end and self[start:start + len(prefix)] == prefix
 
     def wire_size(self, start, end):
-        """Octets of [start, end) on the wire, where each LF is CRLF."""
-        return end - start + self.count(b"\n", start, end)
+        """Octets of [start, end) on the wire, where each line ends in CRLF."""
+        return end - start + (self.count(b"\n", start, end) if self.eol == b"\n" else 0)
 
     def wire_chunks(self, start, end):
         """The wire form of [start, end), in pieces of at most about two SIZE_PIECEs."""
         for buf, a, b, _ in self._overlapping(start, end):
             for at in range(a, b, fmt.SIZE_PIECE):
                 stop = min(b, at + fmt.SIZE_PIECE)
-                yield bytes(buf[at:stop]).replace(b"\n", b"\r\n")
+                yield self.to_wire(bytes(buf[at:stop]))
                 fmt.let_go(buf, at, stop)
+
+    def to_wire(self, data):
+        """Bytes cut from this text, in the wire form."""
+        return data.replace(b"\n", b"\r\n") if self.eol == b"\n" else data
 
 
 def _count(buf, byte, start, end):

@@ -8,7 +8,7 @@ import pytest
 from imap import fetch, streamed, view as view_module
 from imap.command import Section
 from imap.view import MessageView
-from tests.store.test_imap_streamed import Item, mailbox_with
+from tests.store.test_imap_streamed import Item, mailbox_with, store_at
 
 NESTED = (b"Subject: inner\nContent-Type: multipart/alternative; boundary=alt\n\n"
           b"--alt\nContent-Type: text/plain\n\ninner plain\n"
@@ -125,3 +125,41 @@ def test_urls_name_the_same_octets_in_place(driver, tmp_path):
     finally:
         mailbox.close()
     assert compared == (len(TEXTS) - 1) * len(URL_TAILS)
+
+
+def mailbox_delivered(driver, tmp_path, texts):
+    """A mailbox holding texts byte for byte, as an MTA or another server wrote them."""
+    mailbox_with(driver, tmp_path, []).close()  # the folders, and the spool
+    if driver == "mbox":
+        with open(tmp_path / "spool", "ab") as spool:
+            for text in texts:
+                spool.write(b"From mta@example.org Thu Nov 26 10:00:00 2026\n" + text + b"\n")
+    else:
+        for number, text in enumerate(texts):
+            (tmp_path / "home" / "Maildir" / "new" / ("1700000000.M%dP1.host" % number)) \
+                .write_bytes(text)
+    return store_at(driver, tmp_path).open_inbox()
+
+
+CRLF_TEXTS = [text.replace(b"\n", b"\r\n") for text in TEXTS[:-1]] + [
+    MIXED.replace(b"first part\n", b"first part\r\n").replace(b"\n", b"\r\n", 3)]
+
+
+@pytest.mark.parametrize("driver", ["mbox", "maildir"])
+@pytest.mark.parametrize("items", ITEMS, ids=[" ".join(i.name for i in items) + str(n)
+                                               for n, items in enumerate(ITEMS)])
+def test_text_stored_with_crlf_is_read_in_place_too(driver, items, tmp_path, monkeypatch):
+    mailbox = mailbox_delivered(driver, tmp_path, CRLF_TEXTS)
+    try:
+        whole = replies(mailbox, items, 10 ** 12, monkeypatch)
+        in_place = replies(mailbox, items, 0, monkeypatch)
+    finally:
+        mailbox.close()
+    assert len(whole) == len(CRLF_TEXTS)
+    assert [reply for reply, _ in in_place] == [reply for reply, _ in whole]
+    # The last one mixes LF and CRLF line ends: the whole-text path. So do, in an
+    # mbox, a text without its last line end and one with an empty body: the LF of
+    # the separating empty line ends the one and is the other's body.
+    expected = [True] * (len(CRLF_TEXTS) - 1) if driver == "maildir" else \
+        [True, False, True, False, True, False]
+    assert [was for _, was in in_place] == expected + [False]

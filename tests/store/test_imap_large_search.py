@@ -10,6 +10,7 @@ from imap import search as search_module, view as view_module
 from imap.search import SearchContext
 from imap.view import MessageView
 from mailstore import mboxformat as fmt
+from tests.store.test_imap_in_place import mailbox_delivered
 from tests.store.test_imap_streamed import mailbox_with
 
 LATIN = "Grüße aus Köln, STRASSE und Maße".encode("latin-1")
@@ -43,9 +44,15 @@ def selected(mailbox, key, in_place_from, monkeypatch):
 
 
 @pytest.mark.parametrize("driver", ["mbox", "maildir"])
-def test_in_place_search_selects_as_the_whole_message_search(driver, tmp_path, monkeypatch):
+@pytest.mark.parametrize("line_ends", ["LF", "CRLF"])
+def test_in_place_search_selects_as_the_whole_message_search(driver, line_ends, tmp_path,
+                                                             monkeypatch):
     monkeypatch.setattr(fmt, "SIZE_PIECE", 7)  # needles straddle the pieces
-    mailbox = mailbox_with(driver, tmp_path, TEXTS)
+    if line_ends == "LF":  # as appended: the store makes line ends LF
+        mailbox = mailbox_with(driver, tmp_path, TEXTS)
+    else:  # as another program may have stored them
+        texts = [text.replace(b"\n", b"\r\n") + b"\r\n" for text in TEXTS]
+        mailbox = mailbox_delivered(driver, tmp_path, texts)
     try:
         for needle in NEEDLES:
             for name in ("BODY", "TEXT"):
@@ -53,7 +60,7 @@ def test_in_place_search_selects_as_the_whole_message_search(driver, tmp_path, m
                 whole, was = selected(mailbox, key, 10 ** 12, monkeypatch)
                 pieces, now = selected(mailbox, key, 0, monkeypatch)
                 assert pieces == whole, (key, whole, pieces)
-                assert not any(was) and all(now)
+                assert not any(was) and all(now) and len(now) == len(TEXTS)
     finally:
         mailbox.close()
 

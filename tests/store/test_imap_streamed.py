@@ -28,13 +28,18 @@ class Item:
         self.name, self.section, self.partial, self.peek = name, section, partial, peak
 
 
-def mailbox_with(driver, tmp_path, texts):
+def store_at(driver, tmp_path):
+    """A store of the driver's kind in tmp_path (INBOX at tmp_path/spool or home/Maildir)."""
     home = tmp_path / "home"
-    (home / "mail").mkdir(parents=True)
+    (home / "mail").mkdir(parents=True, exist_ok=True)
     location = ("mbox:%s/mail:INBOX=%s" % (home, tmp_path / "spool") if driver == "mbox"
                 else "maildir:~/Maildir")
     config = Config({"mail_location": location, "index_dir": str(tmp_path / "index")})
-    store = open_store(Principal("u", os.getuid(), os.getgid(), str(home)), config)
+    return open_store(Principal("u", os.getuid(), os.getgid(), str(home)), config)
+
+
+def mailbox_with(driver, tmp_path, texts):
+    store = store_at(driver, tmp_path)
     mailbox = store.open_inbox()
     mailbox.append([(text, 0, (), (1700000000, 0)) for text in texts])
     mailbox.close()
