@@ -167,16 +167,46 @@ def _streamed_span(label, text, span, partial):
 def _binary(message, item):
     from imap.mime import binary
 
-    data = binary(message.parsed_text(), item.section.part) or b""
     label = b"BINARY[" + ".".join(str(n) for n in item.section.part).encode() + b"]"
+    text = message.large_text()
+    if text is not None:
+        decoded = _decoded(text, item.section.part, item.partial)
+        if decoded is not None:
+            if item.partial is not None:
+                label += b"<%d>" % item.partial[0]
+            has_nul = any(b"\0" in chunk for chunk in decoded.chunks())
+            return [label + (b" ~" if has_nul else b" "), decoded]
+        return _partial(label, b"", item.partial, binary=True)
+    data = binary(message.parsed_text(), item.section.part) or b""
     return _partial(label, data, item.partial, binary=True)
 
 
 def _binary_size(message, item):
     from imap.mime import binary
 
-    data = binary(message.parsed_text(), item.section.part) or b""
-    return b"BINARY.SIZE[" + ".".join(str(n) for n in item.section.part).encode() + b"] %d" % len(data)
+    text = message.large_text()
+    if text is not None:
+        decoded = _decoded(text, item.section.part, None)
+        size = 0 if decoded is None else decoded.size
+    else:
+        size = len(binary(message.parsed_text(), item.section.part) or b"")
+    return b"BINARY.SIZE[" + ".".join(str(n) for n in item.section.part).encode() + b"] %d" % size
+
+
+def _decoded(text, part, partial):
+    """The decoded content of a part of a message read in place, as a Streamed literal
+    (its size counted by a decoding pass), or None when there is no such part."""
+    from imap.mime import binary_span, decoded_pieces
+    from imap.streamed import Streamed
+
+    found = binary_span(text, part)
+    if found is None:
+        return None
+    start, end, encoding = found
+
+    def pieces():
+        return decoded_pieces(text.wire_chunks(start, end), encoding)
+    return Streamed(pieces, sum(len(piece) for piece in pieces()), partial)
 
 
 def _partial(label, data, partial, binary=False):

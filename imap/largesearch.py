@@ -9,14 +9,11 @@ falling back as imap.search's does). Decoders run a piece at a time, so
 memory stays bounded whatever the message holds.
 """
 
-import binascii
 import codecs
 import functools
 
 from imap import mime
 
-_BASE64_ALPHABET = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
-_NOT_BASE64 = bytes(b for b in range(256) if b not in _BASE64_ALPHABET)
 _IDENTITY = frozenset((b"7BIT", b"8BIT", b"BINARY"))
 _ASCII = bytes(range(128))
 
@@ -33,7 +30,7 @@ def body_contains(text, needle):
         return True
     for body, end, encoding, charset in mime.text_leaves(text):
         def payload(body=body, end=end, encoding=encoding):
-            return _decoded(text.wire_chunks(body, end), encoding)
+            return mime.decoded_pieces(text.wire_chunks(body, end), encoding)
 
         codec = _charset_codec(payload, charset)
         if ascii_body and encoding in _IDENTITY and _reads_ascii_as_ascii(codec):
@@ -91,42 +88,3 @@ def _contains(pieces, codec, needle):
             return True
         carry = folded[-(len(needle) - 1):] if len(needle) > 1 else ""
     return needle in carry + decoder.decode(b"", final=True).casefold()
-
-
-def _decoded(pieces, encoding):
-    """The pieces with their transfer encoding removed (as imap.mime.decode would)."""
-    if encoding == b"BASE64":
-        return _base64_pieces(pieces)
-    if encoding == b"QUOTED-PRINTABLE":
-        return _quoted_printable_pieces(pieces)
-    return pieces  # identity, or unknown: the raw bytes, as `email` leaves them
-
-
-def _base64_pieces(pieces):
-    """RFC 2045 §6.8 as imap.mime does it: other characters ignored, "=" ends the data,
-    a final lone sextet dropped."""
-    pending = b""
-    for piece in pieces:
-        end = piece.find(b"=")
-        pending += (piece if end < 0 else piece[:end]).translate(None, _NOT_BASE64)
-        whole = len(pending) - len(pending) % 4
-        if whole:
-            yield binascii.a2b_base64(pending[:whole])
-            pending = pending[whole:]
-        if end >= 0:
-            break
-    if len(pending) > 1:
-        yield binascii.a2b_base64(pending + b"=" * (-len(pending) % 4))
-
-
-def _quoted_printable_pieces(pieces):
-    """RFC 2045 §6.7 as imap.mime does it, whole lines at a time."""
-    pending = b""
-    for piece in pieces:
-        pending += piece
-        cut = pending.rfind(b"\r\n") + 2
-        if cut > 1:
-            yield mime.decode(pending[:cut], b"QUOTED-PRINTABLE")
-            pending = pending[cut:]
-    if pending:
-        yield mime.decode(pending, b"QUOTED-PRINTABLE")

@@ -711,7 +711,6 @@ def _field_name(field):
 
 _BASE64_ALPHABET = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
 _NOT_BASE64 = bytes(b for b in range(256) if b not in _BASE64_ALPHABET)
-_IDENTITY_ENCODINGS = frozenset((b"7BIT", b"8BIT", b"BINARY"))
 
 
 def binary(message, part):
@@ -722,14 +721,27 @@ def binary(message, part):
     than 7bit, 8bit, binary, base64 and quoted-printable.
     """
     data = _prepared(message)
+    found = binary_span(data, part)
+    if found is None:
+        return None
+    start, end, encoding = found
+    return _decode(_wire_bytes(data, start, end), encoding)
+
+
+def binary_span(data, part):
+    """(start, end, upper-case CTE) of what binary() decodes in parsed text, or None;
+    NotLeaf and UnknownEncoding as binary() raises them."""
     if not part:
-        return _wire_bytes(data, 0, len(data))
+        return 0, len(data), b"BINARY"
     node = _resolve(_parse(data), tuple(part))
     if node is None:
         return None
     if node.is_multipart():
         raise NotLeaf("a multipart has no content of its own")
-    return _decode(_wire_bytes(data, node.body, node.end), _encoding(node.fields))
+    encoding = _encoding(node.fields)
+    if encoding not in _DECODERS:
+        raise UnknownEncoding(encoding)
+    return node.body, node.end, encoding
 
 
 def _wire_bytes(data, start, end):
@@ -772,13 +784,9 @@ def decode(body, encoding):
 
 
 def _decode(body, encoding):
-    if encoding in _IDENTITY_ENCODINGS:
-        return body
-    if encoding == b"BASE64":
-        return _decode_base64(body)
-    if encoding == b"QUOTED-PRINTABLE":
-        return _decode_quoted_printable(body)
-    raise UnknownEncoding(encoding)
+    if encoding not in _DECODERS:
+        raise UnknownEncoding(encoding)
+    return _DECODERS[encoding](body)
 
 
 def _decode_base64(body):
@@ -794,3 +802,49 @@ def _decode_quoted_printable(body):
     # RFC 2045 §6.7 rule 3: trailing whitespace was added in transport; dropping
     # it also turns "= CRLF" into a soft line break.
     return binascii.a2b_qp(b"\r\n".join(line.rstrip(b" \t") for line in body.split(b"\r\n")))
+
+
+def _identity(body):
+    return body
+
+
+_DECODERS = {b"7BIT": _identity, b"8BIT": _identity, b"BINARY": _identity,
+             b"BASE64": _decode_base64, b"QUOTED-PRINTABLE": _decode_quoted_printable}
+
+
+def decoded_pieces(pieces, encoding):
+    """What _decode gives for the joined pieces (wire form), a piece at a time."""
+    if encoding == b"BASE64":
+        return _base64_pieces(pieces)
+    if encoding == b"QUOTED-PRINTABLE":
+        return _quoted_printable_pieces(pieces)
+    return pieces  # identity, or unknown: the raw bytes, as `email` leaves them
+
+
+def _base64_pieces(pieces):
+    """_decode_base64 piece by piece: whole quanta of four as they come."""
+    pending = b""
+    for piece in pieces:
+        end = piece.find(b"=")
+        pending += (piece if end < 0 else piece[:end]).translate(None, _NOT_BASE64)
+        whole = len(pending) - len(pending) % 4
+        if whole:
+            yield binascii.a2b_base64(pending[:whole])
+            pending = pending[whole:]
+        if end >= 0:
+            break
+    if len(pending) > 1:
+        yield binascii.a2b_base64(pending + b"=" * (-len(pending) % 4))
+
+
+def _quoted_printable_pieces(pieces):
+    """_decode_quoted_printable piece by piece: whole lines at a time."""
+    pending = b""
+    for piece in pieces:
+        pending += piece
+        cut = pending.rfind(b"\r\n") + 2
+        if cut > 1:
+            yield _decode_quoted_printable(pending[:cut])
+            pending = pending[cut:]
+    if pending:
+        yield _decode_quoted_printable(pending)
