@@ -165,12 +165,13 @@ def _streamed_span(label, text, span, partial):
 
 
 def _binary(message, item):
+    from imap import streamed
     from imap.mime import binary
 
     label = b"BINARY[" + ".".join(str(n) for n in item.section.part).encode() + b"]"
     text = message.large_text()
     if text is not None:
-        decoded = _decoded(text, item.section.part, item.partial)
+        decoded = streamed.decoded(text, item.section.part, item.partial)
         if decoded is not None:
             if item.partial is not None:
                 label += b"<%d>" % item.partial[0]
@@ -182,31 +183,16 @@ def _binary(message, item):
 
 
 def _binary_size(message, item):
+    from imap import streamed
     from imap.mime import binary
 
     text = message.large_text()
     if text is not None:
-        decoded = _decoded(text, item.section.part, None)
+        decoded = streamed.decoded(text, item.section.part, None)
         size = 0 if decoded is None else decoded.size
     else:
         size = len(binary(message.parsed_text(), item.section.part) or b"")
     return b"BINARY.SIZE[" + ".".join(str(n) for n in item.section.part).encode() + b"] %d" % size
-
-
-def _decoded(text, part, partial):
-    """The decoded content of a part of a message read in place, as a Streamed literal
-    (its size counted by a decoding pass), or None when there is no such part."""
-    from imap.mime import binary_span, decoded_pieces
-    from imap.streamed import Streamed
-
-    found = binary_span(text, part)
-    if found is None:
-        return None
-    start, end, encoding = found
-
-    def pieces():
-        return decoded_pieces(text.wire_chunks(start, end), encoding)
-    return Streamed(pieces, sum(len(piece) for piece in pieces()), partial)
 
 
 def _partial(label, data, partial, binary=False):

@@ -47,6 +47,22 @@ def streamed_text(mailbox, stored, partial=None):
                     _wire_size(mailbox.visible_chunks(stored)), partial)
 
 
+def decoded(text, part, partial=None):
+    """BINARY[part] of a message read in place (imap.plaintext): its decoded content
+    as a Streamed literal, its size counted by a first decoding pass; None when
+    there is no such part (imap.mime's NotLeaf and UnknownEncoding as binary())."""
+    from imap.mime import binary_span, decoded_pieces
+
+    found = binary_span(text, part)
+    if found is None:
+        return None
+    start, end, encoding = found
+
+    def pieces():
+        return decoded_pieces(text.wire_chunks(start, end), encoding)
+    return Streamed(pieces, sum(len(piece) for piece in pieces()), partial)
+
+
 def _wire_chunks(raw_chunks):
     """Stored text to wire form piece by piece, as imap.view.wire_form does whole:
     CRs dropped, LF as CRLF, and a CRLF after a last line that has none."""

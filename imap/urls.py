@@ -44,17 +44,22 @@ class Located:
                         self._window())
 
     def binary(self):
-        """The decoded content of the section (RFC 5524), None for an unknown encoding."""
+        """The decoded content of the section (RFC 5524): bytes, or a Streamed for a
+        message read in place; None for an unknown encoding or a multipart."""
+        from imap import streamed
         from imap.mime import NotLeaf, UnknownEncoding, binary
 
         part = self._part_numbers()
         try:
-            data = binary(self.text, part)
+            if isinstance(self.text, bytes):
+                data = binary(self.text, part)
+            else:
+                data = streamed.decoded(self.text, part, self._window())
         except (NotLeaf, UnknownEncoding):
             return None
         if data is None:
             raise BadUrl("no such section")
-        if self.url.partial is None:
+        if self.url.partial is None or not isinstance(data, bytes):
             return data
         origin, length = self._window()
         return data[origin:origin + length]
