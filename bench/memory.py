@@ -18,7 +18,8 @@ each command, with each command's time. Also available for --scenarios:
 `pop3-first` (a fresh copy, no index), `imap-delivery` (SELECT, one message
 appended to the spool as an MTA does, NOOP: the re-read of what changed) and
 `imap-bodies` (SELECT, FETCH 1:* (BODY.PEEK[]): every message's text),
-`imap-structure` (SELECT, FETCH 1:* (BODYSTRUCTURE), UID SEARCH BODY) and
+`imap-structure` (SELECT, FETCH 1:* (BODYSTRUCTURE), UID SEARCH BODY),
+`imap-binary` (SELECT, FETCH 1:* (BINARY.SIZE[1] BINARY.PEEK[1])) and
 `imap-copy` (SELECT, COPY 1:* into a new folder, which is then deleted).
 
 Profile mode runs the same work in this process through the store API, with
@@ -136,6 +137,15 @@ def imap_structure_session(server, name, timeout):
     return session.finish()
 
 
+def imap_binary_session(server, name, timeout):
+    """SELECT, then every message's first part decoded (RFC 3516 BINARY), with its size."""
+    session, client = selected_imap_session(server, name, timeout)
+    session.timed("FETCH", lambda: client.command(b"FETCH 1:* (BINARY.SIZE[1] BINARY.PEEK[1])",
+                                                   keep=False))
+    session.timed("LOGOUT", lambda: client.conn.send(b"Z LOGOUT\r\n"))
+    return session.finish()
+
+
 def imap_copy_session(server, name, timeout):
     """SELECT, then a copy of every message into a new folder, which is then deleted."""
     session, client = selected_imap_session(server, name, timeout)
@@ -207,6 +217,7 @@ SCENARIOS = {
     "imap-bodies": (imap_bodies_session, False),
     "imap-structure": (imap_structure_session, False),
     "imap-copy": (imap_copy_session, False),
+    "imap-binary": (imap_binary_session, False),
     "pop3": (pop3_session, False),
     "pop3-first": (pop3_session, True),
 }
