@@ -25,8 +25,10 @@ def body_contains(text, needle):
     def raw():
         return text.wire_chunks(start, len(text))
 
-    ascii_body = all(piece.isascii() for piece in raw())
-    if _contains(raw, "ascii" if ascii_body else _raw_codec(raw), needle):
+    found, ascii_body = _ascii_scan(raw(), needle)
+    if found:
+        return True
+    if not ascii_body and _contains(raw, _raw_codec(raw), needle):
         return True
     for body, end, encoding, charset in mime.text_leaves(text):
         def payload(body=body, end=end, encoding=encoding):
@@ -46,6 +48,29 @@ def _reads_ascii_as_ascii(codec):
         return codecs.decode(_ASCII, codec) == _ASCII.decode("ascii")
     except (UnicodeDecodeError, LookupError):
         return False
+
+
+def _ascii_scan(pieces, needle):
+    """(needle found, every piece ASCII) in one pass of bytes.lower() and find().
+
+    An ASCII needle found in the lower-cased bytes is in the raw text whatever
+    its codec (ASCII bytes decode to themselves in UTF-8 and ISO-8859-1). In
+    ASCII text case folding is lower-casing, so there the answer is exact;
+    elsewhere a miss is not (the fold of "ß" is "ss"), and the caller decodes.
+    """
+    wanted = needle.encode("ascii") if needle.isascii() else None
+    carry, ascii_only = b"", True
+    for piece in pieces:
+        ascii_only = ascii_only and piece.isascii()
+        if wanted is None:
+            if not ascii_only:
+                return False, False
+            continue
+        lowered = carry + piece.lower()
+        if wanted in lowered:
+            return True, ascii_only
+        carry = lowered[-(len(wanted) - 1):] if len(wanted) > 1 else b""
+    return not needle, ascii_only
 
 
 def _raw_codec(pieces):

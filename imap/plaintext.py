@@ -40,17 +40,16 @@ def _line_ends(head, buf, start, end):
     """LF when the text holds no CR; CRLF when every CR is followed by an LF and every
     LF follows a CR (the wire form already: stored so by some Maildir writers); None
     for anything else, which only the whole-text path converts exactly."""
+    if not any(b"\r" in piece for piece in _pieces(head, buf, start, end)):
+        return b"\n"  # most mail: one pass at memchr speed
     crs = lfs = pairs = 0
     previous = b""
     for piece in _pieces(head, buf, start, end):
         pairs += previous == b"\r" and piece[:1] == b"\n"  # a pair across pieces
-        if b"\r" in piece:
-            crs += piece.count(b"\r")
-            pairs += piece.count(b"\r\n")
+        crs += piece.count(b"\r")
+        pairs += piece.count(b"\r\n")
         lfs += piece.count(b"\n")
         previous = piece[-1:]
-    if not crs:
-        return b"\n"
     return b"\r\n" if crs == pairs == lfs else None
 
 
