@@ -7,11 +7,11 @@ is exactly the stored text with a CR put before every LF (and a last line
 closed). So the parser can run on the stored text itself, in LF form, with
 every offset mapped to the wire by counting LFs: a PlainText is that text,
 the visible header (metadata lines left out) followed by the body's range
-of the mailbox's mapped file, searched and counted a piece at a time. Text
+of the mailbox's mapped file, searched and counted a piece at a time. A body
 stored with CRLF line ends throughout is its own wire form, and is read in
-place the same way.
+place the same way; the header, small bytes, is put in the body's form.
 
-A message with other CRs (mixed line ends, a stray CR) is left to the
+A body with other CRs (mixed line ends, a stray CR) is left to the
 whole-text path, which drops every CR.
 """
 
@@ -26,9 +26,13 @@ def plain_text(mailbox, stored):
     if mapped is None:
         return None
     head, buf, start, end = mapped(stored)
-    eol = _line_ends(head, buf, start, end)
+    eol = _line_ends(buf, start, end)
     if eol is None:
         return None
+    # The header is small bytes: put it in the body's form. The wire form drops every
+    # CR, so the header without its CRs (and LF as CRLF, for a CRLF body) is exact.
+    head = head.replace(b"\r", b"") if b"\r" in head else head
+    head = head.replace(b"\n", b"\r\n") if eol == b"\r\n" else head
     segments = [(head, 0, len(head)), (buf, start, end)]
     last = buf[end - 1:end] if end > start else head[-1:]
     if last and last != b"\n":
@@ -36,15 +40,15 @@ def plain_text(mailbox, stored):
     return PlainText(segments, eol)
 
 
-def _line_ends(head, buf, start, end):
-    """LF when the text holds no CR; CRLF when every CR is followed by an LF and every
-    LF follows a CR (the wire form already: stored so by some Maildir writers); None
-    for anything else, which only the whole-text path converts exactly."""
-    if not any(b"\r" in piece for piece in _pieces(head, buf, start, end)):
+def _line_ends(buf, start, end):
+    """LF when buf[start:end] holds no CR; CRLF when every CR is followed by an LF and
+    every LF follows a CR (the wire form already: stored so by some Maildir writers);
+    None for anything else, which only the whole-text path converts exactly."""
+    if not any(b"\r" in piece for piece in _pieces(buf, start, end)):
         return b"\n"  # most mail: one pass at memchr speed
     crs = lfs = pairs = 0
     previous = b""
-    for piece in _pieces(head, buf, start, end):
+    for piece in _pieces(buf, start, end):
         pairs += previous == b"\r" and piece[:1] == b"\n"  # a pair across pieces
         crs += piece.count(b"\r")
         pairs += piece.count(b"\r\n")
@@ -53,8 +57,7 @@ def _line_ends(head, buf, start, end):
     return b"\r\n" if crs == pairs == lfs else None
 
 
-def _pieces(head, buf, start, end):
-    yield head
+def _pieces(buf, start, end):
     for at in range(start, end, fmt.SIZE_PIECE):
         stop = min(end, at + fmt.SIZE_PIECE)
         yield buf[at:stop]

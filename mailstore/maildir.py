@@ -449,12 +449,18 @@ class MaildirMailbox:
                 yield data
 
     def mapped_text(self, message):
-        """(b"", map, 0, size): the message file mapped, read in place (imap.plaintext)."""
+        """(header, map, body start, size): the message file mapped, its header (with the
+        empty line that ends it) as bytes, read in place (imap.plaintext)."""
+        from mailstore import mboxformat as fmt
+
         with self._open_message(message) as handle:
             size = os.fstat(handle.fileno()).st_size
             if not size:
                 return b"", b"", 0, 0
-            return b"", mmap.mmap(handle.fileno(), size, prot=mmap.PROT_READ), 0, size
+            buf = mmap.mmap(handle.fileno(), size, prot=mmap.PROT_READ)
+        blank = fmt.header_end(buf, 0, size)
+        body = min(fmt.line_end(buf, blank), size) if blank < size else size
+        return buf[:body], buf, body, size
 
     def visible_chunks(self, message, header_only=False, chunk=1 << 16):
         """Yield the message (or its header) in bounded chunks."""

@@ -149,6 +149,24 @@ def mailbox_delivered(driver, tmp_path, texts):
 
 CRLF_TEXTS = [text.replace(b"\n", b"\r\n") for text in TEXTS[:-1]] + [
     MIXED.replace(b"first part\n", b"first part\r\n").replace(b"\n", b"\r\n", 3)]
+# A header in one form, a body in the other: the header is put in the body's.
+HEADER_OTHER_TEXTS = [MIXED.replace(b"\n", b"\r\n", 5),
+                      MIXED.split(b"\n\n", 1)[0] + b"\n\n" + MIXED.split(b"\n\n", 1)[1].replace(
+                          b"\n", b"\r\n")]
+
+
+@pytest.mark.parametrize("driver", ["mbox", "maildir"])
+@pytest.mark.parametrize("items", ITEMS, ids=[" ".join(i.name for i in items) + str(n)
+                                               for n, items in enumerate(ITEMS)])
+def test_a_header_in_another_form_than_its_body(driver, items, tmp_path, monkeypatch):
+    mailbox = mailbox_delivered(driver, tmp_path, HEADER_OTHER_TEXTS)
+    try:
+        whole = replies(mailbox, items, 10 ** 12, monkeypatch)
+        in_place = replies(mailbox, items, 0, monkeypatch)
+    finally:
+        mailbox.close()
+    assert [reply for reply, _ in in_place] == [reply for reply, _ in whole]
+    assert [was for _, was in in_place] == [True, True]
 
 
 @pytest.mark.parametrize("driver", ["mbox", "maildir"])
@@ -163,9 +181,9 @@ def test_text_stored_with_crlf_is_read_in_place_too(driver, items, tmp_path, mon
         mailbox.close()
     assert len(whole) == len(CRLF_TEXTS)
     assert [reply for reply, _ in in_place] == [reply for reply, _ in whole]
-    # The last one mixes LF and CRLF line ends: the whole-text path. So do, in an
-    # mbox, a text without its last line end and one with an empty body: the LF of
-    # the separating empty line ends the one and is the other's body.
+    # The last one mixes LF and CRLF line ends in its body: the whole-text path. So
+    # does, in an mbox, a text without its last line end: the LF of the separating
+    # empty line ends its last line.
     expected = [True] * (len(CRLF_TEXTS) - 1) if driver == "maildir" else \
-        [True, False, True, False, True, False]
+        [True, False, True, True, True, True]
     assert [was for _, was in in_place] == expected + [False]
