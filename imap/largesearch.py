@@ -34,20 +34,51 @@ def body_contains(text, needle):
         def payload(body=body, end=end, encoding=encoding):
             return mime.decoded_pieces(text.wire_chunks(body, end), encoding)
 
-        codec = _charset_codec(payload, charset)
-        if ascii_body and encoding in _IDENTITY and _reads_ascii_as_ascii(codec):
+        if ascii_body and encoding in _IDENTITY and _reads_ascii_as_ascii(charset):
             continue  # its text is a piece of the raw text, searched already
-        if _contains(payload, codec, needle):
+        if _part_contains(payload, charset, needle):
             return True
     return False
 
 
-@functools.lru_cache(maxsize=None)
-def _reads_ascii_as_ascii(codec):
+def _part_contains(payload, charset, needle):
+    """Whether a text part's decoded, case-folded text holds needle."""
     try:
-        return codecs.decode(_ASCII, codec) == _ASCII.decode("ascii")
-    except (UnicodeDecodeError, LookupError):
+        return _contains(payload, _charset_codec(payload, charset), needle)
+    except UnicodeError:
+        # Not a decoding error: an incremental UTF-16/32 decoder refuses a stream
+        # without a BOM, which bytes.decode reads in the machine's order. Such a
+        # part (rare, and a text part) is decoded whole, as imap.search does.
+        from imap.search import decode_charset
+
+        text = decode_charset(b"".join(payload()), charset and charset.decode("ascii", "replace"))
+        return needle in text.casefold()
+
+
+@functools.lru_cache(maxsize=None)
+def _reads_ascii_as_ascii(charset):
+    """Whether ASCII bytes in a part of this charset decode to themselves: in the
+    charset, or in _text when it is not a text encoding (_charset_codec)."""
+    name = _text_codec(charset)
+    try:
+        return name is None or _ASCII.decode(name) == _ASCII.decode("ascii")
+    except UnicodeDecodeError:
         return False
+
+
+def _text_codec(charset):
+    """The charset (US-ASCII when none) when Python has it as a text encoding, else None.
+
+    bytes.decode, as imap.search uses, refuses codecs that are not text
+    encodings ("zlib", "rot13"); codecs.lookup would accept them."""
+    name = (charset or b"us-ascii").decode("ascii", "replace")
+    try:
+        b"\0".decode(name)  # not b"": that decodes without looking the codec up
+    except LookupError:
+        return None
+    except UnicodeDecodeError:
+        pass  # a text encoding that cannot end there (UTF-16)
+    return name
 
 
 def _ascii_scan(pieces, needle):
@@ -80,13 +111,9 @@ def _raw_codec(pieces):
 
 def _charset_codec(pieces, charset):
     """imap.search's _decode_charset: the declared charset (US-ASCII when none)
-    when it is known and decodes the bytes, else _raw_codec."""
-    name = (charset or b"us-ascii").decode("ascii", "replace")
-    try:
-        codecs.lookup(name)
-    except LookupError:
-        return _raw_codec(pieces)
-    return name if _decodes(pieces, name) else _raw_codec(pieces)
+    when it is a text encoding and decodes the bytes, else _raw_codec."""
+    name = _text_codec(charset)
+    return name if name is not None and _decodes(pieces, name) else _raw_codec(pieces)
 
 
 def _decodes(pieces, codec):

@@ -357,7 +357,7 @@ def _body_texts(data):
             continue
         payload = part.get_payload(decode=True)
         if payload:
-            texts.append(_decode_charset(payload, part.get_content_charset()))
+            texts.append(decode_charset(payload, part.get_content_charset()))
     return texts
 
 
@@ -369,7 +369,7 @@ def _header_end(data):
     return len(data) if end < 0 else end + 4
 
 
-def _decode_charset(payload, charset):
+def decode_charset(payload, charset):
     """Text in the part's declared charset; unknown or wrong charsets fall back to _text."""
     try:
         return payload.decode(charset or "us-ascii")

@@ -27,11 +27,16 @@ TEXTS = [
     + base64.encodebytes(b"hidden needle in an attachment") +
     b"--b\nContent-Type: text/html; charset=unknown-8bit\n\n<p>Ma\xdfe und Gewichte</p>\n--b--\n",
     "Subject: utf-8\n\nKelvin \u212a and \ufb01ne ligatures, gro\u00df\n".encode(),
+    b"Subject: codecs that are not charsets\nContent-Type: multipart/mixed; boundary=c\n\n"
+    b"--c\nContent-Type: text/plain; charset=zlib\n\nzlib text\n"
+    b"--c\nContent-Type: text/plain; charset=rot13\n\nebg guvegrra\n"
+    b"--c\nContent-Type: text/plain; charset=utf-16\n\nh\x00i\x00\n--c--\n",
     b"Subject: no last newline\n\nends without newline marker",
 ]
 NEEDLES = ["fox", "over the", "straße", "strasse", "glück", "zebra", "crossing.", "brokenword", "broken word",
            "café", "caf", "köln", "maße", "masse", "k and", "fine", "gross", "needle", "gewichte",
-           "newline marker", "subject", "", "nowhere at all", "e"]
+           "newline marker", "subject", "", "nowhere at all", "e", "zlib text", "rot thirteen",
+           "ebg", "hi"]
 
 
 def selected(mailbox, key, in_place_from, monkeypatch):
