@@ -11,30 +11,32 @@ of the mailbox's mapped file, searched and counted a piece at a time. A body
 stored with CRLF line ends throughout is its own wire form, and is read in
 place the same way; the header, small bytes, is put in the body's form.
 
-A body with other CRs (mixed line ends, a stray CR) is left to the
-whole-text path, which drops every CR.
+A body with other CRs (mixed line ends, a stray CR) is read without its CRs
+(WithoutCRs), which is what the wire form keeps of it.
 """
 
+import bisect
 import mmap
+from array import array
 
 from mailstore import mboxformat as fmt
 
 def plain_text(mailbox, stored):
-    """The message as a PlainText, or None when its line ends are mixed (or the driver
-    cannot map it)."""
+    """The message as a PlainText, or None when the driver cannot map it."""
     mapped = getattr(mailbox, "mapped_text", None)
     if mapped is None:
         return None
     head, buf, start, end = mapped(stored)
     eol = _line_ends(buf, start, end)
-    if eol is None:
-        return None
+    if eol is None:  # mixed: read without its CRs, as the wire form drops them
+        buf, eol = WithoutCRs(buf, start, end), b"\n"
+        start, end = 0, len(buf)
     # The header is small bytes: put it in the body's form. The wire form drops every
     # CR, so the header without its CRs (and LF as CRLF, for a CRLF body) is exact.
     head = head.replace(b"\r", b"") if b"\r" in head else head
     head = head.replace(b"\n", b"\r\n") if eol == b"\r\n" else head
     segments = [(head, 0, len(head)), (buf, start, end)]
-    last = buf[end - 1:end] if end > start else head[-1:]
+    last = bytes(buf[end - 1:end]) if end > start else head[-1:]
     if last and last != b"\n":
         segments.append((eol, 0, len(eol)))  # the wire form closes the last line
     return PlainText(segments, eol)
@@ -43,7 +45,7 @@ def plain_text(mailbox, stored):
 def _line_ends(buf, start, end):
     """LF when buf[start:end] holds no CR; CRLF when every CR is followed by an LF and
     every LF follows a CR (the wire form already: stored so by some Maildir writers);
-    None for anything else, which only the whole-text path converts exactly."""
+    None for anything else (mixed line ends, stray CRs)."""
     if not any(b"\r" in piece for piece in _pieces(buf, start, end)):
         return b"\n"  # most mail: one pass at memchr speed
     crs = lfs = pairs = 0
@@ -138,6 +140,54 @@ class PlainText:
     def to_wire(self, data):
         """Bytes cut from this text, in the wire form."""
         return data.replace(b"\n", b"\r\n") if self.eol == b"\n" else data
+
+
+class WithoutCRs:
+    """buf[start:end] with every CR left out, read a SIZE_PIECE at a time: the LF form
+    of a body with mixed line ends. Offsets count the octets without the CRs; all it
+    keeps is where each piece of the file begins in them (a number per megabyte)."""
+
+    def __init__(self, buf, start, end):
+        self.buf = buf
+        self.real = list(range(start, end, fmt.SIZE_PIECE)) + [end]
+        self.virtual = array("q", [0])
+        for a, b in zip(self.real, self.real[1:]):
+            self.virtual.append(self.virtual[-1] + (b - a) - buf[a:b].count(b"\r"))
+            fmt.let_go(buf, a, b)
+
+    def __len__(self):
+        return self.virtual[-1]
+
+    def _pieces(self, start, end):
+        """(offset, text without CRs) of each piece that overlaps [start, end)."""
+        index = max(0, bisect.bisect_right(self.virtual, start) - 1)
+        while index < len(self.real) - 1 and self.virtual[index] < end:
+            a, b = self.real[index], self.real[index + 1]
+            text = self.buf[a:b].replace(b"\r", b"")
+            fmt.let_go(self.buf, a, b)
+            yield self.virtual[index], text
+            index += 1
+
+    def __getitem__(self, key):
+        start, end, _ = key.indices(len(self))
+        return b"".join(text[max(0, start - at):max(0, end - at)]
+                        for at, text in self._pieces(start, end))
+
+    def find(self, sub, start, end):
+        carry, carry_at = b"", start
+        for at, text in self._pieces(start, end):
+            lo, hi = max(0, start - at), max(0, min(len(text), end - at))
+            window = carry + text[lo:hi]
+            found = window.find(sub)
+            if found >= 0:
+                return carry_at + found
+            carry = window[max(0, len(window) - len(sub) + 1):] if len(sub) > 1 else b""
+            carry_at = at + hi - len(carry)
+        return -1
+
+    def count(self, sub, start, end):
+        return sum(text.count(sub, max(0, start - at), max(0, end - at))
+                   for at, text in self._pieces(start, end))
 
 
 def _count(buf, byte, start, end):

@@ -32,11 +32,12 @@ TEXTS = [
     b"--c\nContent-Type: text/plain; charset=rot13\n\nebg guvegrra\n"
     b"--c\nContent-Type: text/plain; charset=utf-16\n\nh\x00i\x00\n--c--\n",
     b"Subject: no last newline\n\nends without newline marker",
+    b"Subject: mixed ends\r\n\r\nline one\r\nline two\nstray\rcr here\n",
 ]
 NEEDLES = ["fox", "over the", "straße", "strasse", "glück", "zebra", "crossing.", "brokenword", "broken word",
            "café", "caf", "köln", "maße", "masse", "k and", "fine", "gross", "needle", "gewichte",
            "newline marker", "subject", "", "nowhere at all", "e", "zlib text", "rot thirteen",
-           "ebg", "hi"]
+           "ebg", "hi", "straycr", "two\nstray", "one"]
 
 
 def selected(mailbox, key, in_place_from, monkeypatch):

@@ -54,3 +54,25 @@ def test_plain_text_answers_as_its_bytes(mapped, monkeypatch):
             assert text.count(b"\n", a, b) == whole.count(b"\n", a, b)
             assert text.wire_size(a, b) == len(whole[a:b].replace(b"\n", b"\r\n"))
             assert b"".join(text.wire_chunks(a, b)) == whole[a:b].replace(b"\n", b"\r\n")
+
+
+def test_without_crs_answers_as_the_bytes_without_their_crs(mapped, monkeypatch):
+    from imap.plaintext import WithoutCRs
+
+    monkeypatch.setattr(fmt, "SIZE_PIECE", 5)
+    rng = random.Random(12)
+    for _ in range(200):
+        data = b"".join(rng.choice([b"\r", b"\r\n", b"\n", b"-", b"--b", b"a\r\r"])
+                        for _ in range(rng.randrange(0, 25)))
+        start = rng.randrange(0, len(data) + 1)
+        end = rng.randrange(start, len(data) + 1)
+        text = WithoutCRs(mapped(data), start, end) if data else WithoutCRs(data, 0, 0)
+        whole = data[start:end].replace(b"\r", b"")
+        assert len(text) == len(whole)
+        for _ in range(20):
+            a = rng.randrange(0, len(whole) + 1)
+            b = rng.randrange(a, len(whole) + 1)
+            assert text[a:b] == whole[a:b]
+            for sub in (b"\n", b"\n\n", b"--b", b"\n--b", b"a\n-"):
+                assert text.find(sub, a, b) == whole.find(sub, a, b), (data, start, end, sub, a, b)
+            assert text.count(b"\n", a, b) == whole.count(b"\n", a, b)
