@@ -78,8 +78,9 @@ def test_a_100k_message_spool_opens_and_serves_well_under_100_mb(tmp_path):
 
 
 def _huge_spool(path, count):
-    """`count` messages of BODY_MB each, no metadata: long lines of plain text, and
-    every second one a multipart: a base64 attachment, then a short text part."""
+    """`count` messages of BODY_MB each, no metadata: long lines of plain text (with
+    mixed line ends from the third on), and every second one a multipart: a base64
+    attachment, then a short text part."""
     line = b"All work and no play makes a very long message body. " * 19 + b"\n"
     block = line * ((1 << 20) // len(line))
     attachment = b"QWxsIHdvcmsgYW5kIG5vIHBsYXkgbWFrZXMgYSB2ZXJ5IGxvbmcgYXR0YWNobWVudC4g\n"
@@ -91,8 +92,10 @@ def _huge_spool(path, count):
                         b"Message-ID: <large-%d@example.org>\n" % (number, number))
             if number % 2:
                 spool.write(b"\n")
+                # From the third on, mixed line ends: a CRLF in every megabyte.
+                text = block if number == 1 else block.replace(b"\n", b"\r\n", 1)
                 for _ in range(BODY_MB):
-                    spool.write(block)
+                    spool.write(text)
             else:
                 spool.write(b"MIME-Version: 1.0\nContent-Type: multipart/mixed; boundary=b\n\n"
                             b"--b\nContent-Type: application/octet-stream\n"
