@@ -6,6 +6,7 @@ and moves them to an unlinked scratch file once they are not; what it hands
 out is read back 1 MB at a time, and both drivers append from the pieces.
 """
 
+import errno
 import os
 
 from mailstore import StoreError
@@ -87,8 +88,7 @@ class Spool:
 
     def _write(self, chunks):
         if self.fd is None:
-            os.makedirs(self.directory, mode=0o700, exist_ok=True)
-            self.fd = os.open(self.directory, os.O_TMPFILE | os.O_RDWR, 0o600)
+            self.fd = _scratch_file(self.directory)
         start = self.end
         for chunk in chunks:
             view = memoryview(chunk)
@@ -107,6 +107,23 @@ class Spool:
 
     def __exit__(self, *exc):
         self.close()
+
+
+def _scratch_file(directory):
+    """An unlinked file in directory, open for reading and writing."""
+    os.makedirs(directory, mode=0o700, exist_ok=True)
+    try:
+        return os.open(directory, os.O_TMPFILE | os.O_RDWR, 0o600)
+    except OSError as error:
+        if error.errno not in (errno.EOPNOTSUPP, errno.EISDIR, errno.EINVAL):
+            raise
+    # A file system without O_TMPFILE (NFS, some FUSE): create, then unlink at once.
+    import tempfile
+
+    handle = tempfile.TemporaryFile(dir=directory)
+    fd = os.dup(handle.fileno())
+    handle.close()
+    return fd
 
 
 def spooled_items(mailbox, uids, spool):

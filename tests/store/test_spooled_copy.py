@@ -2,6 +2,7 @@
 through a mailstore.text.Spool, and each driver appends from its FileText
 pieces exactly what it appends from the same text as bytes."""
 
+import errno
 import os
 
 import pytest
@@ -91,3 +92,18 @@ def test_a_scratch_file_that_cannot_be_made_is_a_temporary_failure(tmp_path):
         with pytest.raises(StoreError) as caught:
             spool.add([b"text"], 4)
     assert caught.value.kind == StoreError.TEMPORARY
+
+
+def test_a_file_system_without_o_tmpfile_gets_an_unlinked_file(tmp_path, monkeypatch):
+    real_open = os.open
+
+    def no_tmpfile(path, flags, *args):
+        if flags & os.O_TMPFILE == os.O_TMPFILE:
+            raise OSError(errno.EOPNOTSUPP, "Operation not supported")
+        return real_open(path, flags, *args)
+
+    monkeypatch.setattr(os, "open", no_tmpfile)
+    with Spool(str(tmp_path / "scratch"), limit=0) as spool:
+        held = spool.add([b"first ", b"text"], 10)
+        assert b"".join(held.chunks()) == b"first text"
+        assert os.listdir(tmp_path / "scratch") == []
