@@ -19,8 +19,9 @@ each command, with each command's time. Also available for --scenarios:
 appended to the spool as an MTA does, NOOP: the re-read of what changed) and
 `imap-bodies` (SELECT, FETCH 1:* (BODY.PEEK[]): every message's text),
 `imap-structure` (SELECT, FETCH 1:* (BODYSTRUCTURE), UID SEARCH BODY),
-`imap-binary` (SELECT, FETCH 1:* (BINARY.SIZE[1] BINARY.PEEK[1])) and
-`imap-copy` (SELECT, COPY 1:* into a new folder, which is then deleted).
+`imap-binary` (SELECT, FETCH 1:* (BINARY.SIZE[1] BINARY.PEEK[1])),
+`imap-copy` (SELECT, COPY 1:* into a new folder, which is then deleted) and
+`imap-append` (SELECT, APPEND of one 50 MB message with LITERAL+).
 
 Profile mode runs the same work in this process through the store API, with
 tracemalloc on: a thread samples the traced memory and takes a snapshot each
@@ -146,6 +147,24 @@ def imap_binary_session(server, name, timeout):
     return session.finish()
 
 
+def imap_append_session(server, name, timeout):
+    """SELECT, then APPEND of one 50 MB message (LITERAL+), as a client saving a
+    large draft or an import tool does."""
+    session, client = selected_imap_session(server, name, timeout)
+    line = b"A long line of an appended message, sent as a LITERAL+ literal. " * 15 + b"\r\n"
+    text = (b"From: big@example.org\r\nSubject: appended\r\n\r\n"
+            + line * ((50 << 20) // len(line)))
+
+    def append():
+        client.conn.send(b"AP1 APPEND INBOX {%d+}\r\n" % len(text) + text + b"\r\n")
+        line, _ = client.conn.imap_tagged(b"AP1", False)
+        if not line.startswith(b"AP1 OK"):
+            raise SystemExit("APPEND failed: %r" % line[:200])
+    session.timed("APPEND", append)
+    session.timed("LOGOUT", lambda: client.conn.send(b"Z LOGOUT\r\n"))
+    return session.finish()
+
+
 def imap_copy_session(server, name, timeout):
     """SELECT, then a copy of every message into a new folder, which is then deleted."""
     session, client = selected_imap_session(server, name, timeout)
@@ -218,6 +237,7 @@ SCENARIOS = {
     "imap-structure": (imap_structure_session, False),
     "imap-copy": (imap_copy_session, False),
     "imap-binary": (imap_binary_session, False),
+    "imap-append": (imap_append_session, False),
     "pop3": (pop3_session, False),
     "pop3-first": (pop3_session, True),
 }

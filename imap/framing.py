@@ -13,7 +13,9 @@ The transport feeds what it read; the session pulls events:
   literals it already has), then calls accept_literal() (and sends `+` for a
   synchronizing one) or reject_literal(); nothing moves until it decides.
 - Rejected: the command whose literal was refused is over; answer it.
-- CommandReady: one whole command, literals embedded as `{n}` CRLF octets.
+- CommandReady: one whole command, literals embedded as `{n}` CRLF octets,
+  except those accepted with a spool: their octets went there, and
+  `spilled` maps the place they would have had to what the spool made.
 - LineTooLong: a line exceeded max_line; it was discarded to its end.
 
 Memory stays bounded: of a line only max_line bytes (plus what the last
@@ -60,12 +62,13 @@ class LiteralAnnounced(_Event):
 
 
 class CommandReady(_Event):
-    """A complete command: its lines and literals, without the final line end."""
+    """A complete command: its lines and literals, without the final line end; `spilled`
+    maps the offset of each literal written to a spool to its mailstore.text.FileText."""
 
-    __slots__ = ("data",)
+    __slots__ = ("data", "spilled")
 
-    def __init__(self, data):
-        self.data = data
+    def __init__(self, data, spilled=None):
+        self.data, self.spilled = data, spilled or {}
 
 
 class LineTooLong(_Event):
@@ -146,11 +149,15 @@ class Framer:
         """How many literals of the current command have been accepted."""
         return self._literals
 
-    def accept_literal(self):
-        """Take the announced literal into the command."""
+    def accept_literal(self, spool=None):
+        """Take the announced literal into the command; with a spool (mailstore.text.Spool,
+        for a large APPEND message) its octets are written there as they come instead."""
         size, _ = self._decision()
         self._literals += 1
         self._state, self._remaining = _LITERAL, size
+        self._spool = spool
+        if spool is not None:
+            spool.start()
 
     def reject_literal(self):
         """Refuse the announced literal: the next event is Rejected for its command."""
@@ -168,6 +175,7 @@ class Framer:
     def _start_command(self):
         self._state = _LINE
         self._command = bytearray()
+        self._spool, self._spilled = None, {}
         self._literals = 0
         self._remaining = 0
         self._announced = None
@@ -216,9 +224,10 @@ class Framer:
             return True, self._end_discarded_line(line[-_TAIL_BYTES:])
         marker = literal_marker(line)
         if marker is None:
-            data = bytes(self._command + line)
+            self._command += line
+            data, spilled = bytes(self._command), self._spilled
             self._start_command()
-            return True, CommandReady(data)
+            return True, CommandReady(data, spilled)
         return True, self._announce(line, *marker)
 
     def _announce(self, line, start, size, synchronizing):
@@ -229,11 +238,17 @@ class Framer:
 
     def _read_literal(self):
         count = min(self._remaining, len(self._buffer))
-        self._command += self._buffer[:count]
+        if self._spool is None:
+            self._command += self._buffer[:count]
+        else:
+            self._spool.write(self._buffer[:count])  # what one read brought, at most
         del self._buffer[:count]
         self._remaining -= count
         if self._remaining:
             return False, None
+        if self._spool is not None:
+            self._spilled[len(self._command)] = self._spool.finish()
+            self._spool = None
         self._state = _LINE
         return True, None
 

@@ -211,6 +211,8 @@ def _message_text(session, message):
         binary = any(part[0] == "TEXT" and part[2] for part in message.parts)
     if not binary:
         return data
+    if not isinstance(data, bytes):  # a spilled literal8: made storable whole
+        data = b"".join(data.chunks())
     try:
         return storable.storable(data)
     except storable.Unstorable:

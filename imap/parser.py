@@ -48,10 +48,12 @@ SYSTEM_FLAGS = {name.lower(): "\\" + name for name in (
 class Cursor:
     """A position in the bytes of one command, and what error replies need to know."""
 
-    __slots__ = ("data", "pos", "tag", "nesting", "literals", "eight_bit", "rev2")
+    __slots__ = ("data", "pos", "tag", "nesting", "literals", "eight_bit", "rev2", "spilled")
 
-    def __init__(self, data):
+    def __init__(self, data, spilled=None):
         self.data, self.pos, self.tag = data, 0, None
+        # Literals the framer wrote to a spool, by the offset they would have had.
+        self.spilled = spilled or {}
         self.nesting, self.literals = 0, 0
         # 8-bit octets in quoted strings: only in search criteria (UTF-8 text).
         self.eight_bit = False
@@ -111,16 +113,16 @@ class Cursor:
 # -- the command line ----------------------------------------------------------
 
 
-def parse_command(data, utf8=False, rev2=False):
+def parse_command(data, utf8=False, rev2=False, spilled=None):
     """The Command in data (one whole command without its final CRLF), or ParseError.
 
     utf8: the client enabled IMAP4rev2 or UTF8=ACCEPT, whose quoted strings
     may hold UTF-8 (RFC 9051 §9 QUOTED-CHAR, RFC 6855 §3); rev2: it enabled
-    IMAP4rev2.
+    IMAP4rev2; spilled: imap.framing.CommandReady.spilled.
     """
     if not data:
         raise ParseError(None, "Empty command line")
-    cursor = Cursor(data)
+    cursor = Cursor(data, spilled)
     cursor.eight_bit, cursor.rev2 = utf8, rev2
     tag(cursor)
     if cursor.at_end():
@@ -246,6 +248,9 @@ def literal(cursor, binary=False):
     cursor.literals += 1
     if cursor.literals > IMAP_MAX_LITERALS:
         raise cursor.fail("Too many literals")
+    spilled = cursor.spilled.get(cursor.pos)
+    if spilled is not None:
+        return _spilled_literal(cursor, spilled, binary)
     end = cursor.pos + size
     if end > len(cursor.data):
         raise cursor.fail("Truncated literal")
@@ -255,6 +260,21 @@ def literal(cursor, binary=False):
         raise cursor.fail("NUL in literal")
     cursor.pos = end
     return value
+
+
+def _spilled_literal(cursor, text, binary):
+    """A literal the framer wrote to a spool (a large APPEND message): its FileText.
+    One that cannot be read back is returned as it is: the command that stores it
+    gets the StoreError, and a NO."""
+    from mailstore import StoreError
+
+    try:
+        has_nul = not binary and any(b"\0" in chunk for chunk in text.chunks())
+    except StoreError:
+        return text
+    if has_nul:
+        raise cursor.fail("NUL in literal")
+    return text
 
 
 def number(cursor, invalid):

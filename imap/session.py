@@ -17,6 +17,9 @@ from server.replies import QueuedReplies
 from server.transport import Disconnected, Timeout
 
 VERSION = "pyimapd 0.1"
+# APPEND literals of this size and more go to a scratch file as they arrive
+# (imap.framing, mailstore.text.Spool): a 50 MB APPEND held in memory took 218 MB.
+SPILL_LITERALS_FROM = 1 << 20
 NOT_AUTHENTICATED, AUTHENTICATED, SELECTED, LOGOUT = (
     "not authenticated", "authenticated", "selected", "logout")
 
@@ -75,6 +78,8 @@ class ImapSession(SessionCredentials, QueuedReplies):
         self.enabled = set()
         # NOTIFY (RFC 5465): an imap.notify.Notifier while events are wanted.
         self.notifier = None
+        # A large APPEND literal is written to a spool as it arrives, not held.
+        self.literal_spool, self.spilled = None, {}
 
     # -- the loop ---------------------------------------------------------
 
@@ -122,6 +127,7 @@ class ImapSession(SessionCredentials, QueuedReplies):
                     self.notifier.wait_for_client(self.read_timeout())
                 self.framer.feed(self.transport.read(self.read_timeout()))
             elif isinstance(event, CommandReady):
+                self.spilled = event.spilled
                 return event.data
             elif isinstance(event, LiteralAnnounced):
                 self.answer_literal(event)
@@ -145,17 +151,36 @@ class ImapSession(SessionCredentials, QueuedReplies):
             else:
                 self.bad_command(tag + b" BAD Literal is too long")
             return
-        self.framer.accept_literal()
+        self.framer.accept_literal(self._literal_spool() if appending
+                                   and event.size >= SPILL_LITERALS_FROM else None)
         if event.synchronizing:
             self.send(b"+ Ready for argument\r\n")
             self.flush()
 
+    def _literal_spool(self):
+        """Where a large APPEND literal goes as it arrives: a scratch file in the
+        user's index directory, closed when its command is done (serve_one)."""
+        if self.literal_spool is None:
+            from mailstore.text import Spool
+
+            self.literal_spool = Spool(self.store.location.index_dir, limit=0)
+        return self.literal_spool
+
     def serve_one(self, data):
+        spilled, self.spilled = self.spilled, {}
+        try:
+            self._serve(data, spilled)
+        finally:
+            if self.literal_spool is not None:
+                self.literal_spool.close()
+                self.literal_spool = None
+
+    def _serve(self, data, spilled):
         from imap.commands import COMMANDS
         from imap.parser import parse_command
 
         try:
-            command = parse_command(data, utf8=self.utf8, rev2=self.rev2)
+            command = parse_command(data, utf8=self.utf8, rev2=self.rev2, spilled=spilled)
         except ParseError as error:
             tag = error.tag.encode() if isinstance(error.tag, str) else (error.tag or b"*")
             self.bad_command(tag + b" BAD " + error.text.encode("ascii", "replace"))

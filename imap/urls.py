@@ -11,6 +11,7 @@ import contextlib
 
 from imap.parser_url import BadUrl, parse_url
 from mailstore import StoreError
+from mailstore.text import chunks_of
 
 
 class Located:
@@ -148,9 +149,9 @@ def catenated(session, parts, limit):
     base = session.selected.name if session.selected else None
     pieces, size = [], 0
     for part in parts:
-        if part[0] == "TEXT":
+        if part[0] == "TEXT":  # bytes, or a spilled literal's FileText
             size += len(part[1])
-            pieces.append(part[1])
+            pieces.extend(chunks_of(part[1]))
         else:
             size += _url_part(session, part[1], base, pieces, limit - size)
         if size > limit:

@@ -17,15 +17,21 @@ SPOOL_LIMIT = 8 << 20
 
 
 class FileText:
-    """`length` bytes at `offset` of an open file: one message spooled out of memory."""
+    """`length` bytes at `offset` of an open file: one message spooled out of memory.
 
-    def __init__(self, fd, offset, length):
-        self.fd, self.offset, self.length = fd, offset, length
+    `error` is the StoreError met while it was written (a full disk), raised
+    when it is read: the command that uses it fails, and nothing else.
+    """
+
+    def __init__(self, fd, offset, length, error=None):
+        self.fd, self.offset, self.length, self.error = fd, offset, length, error
 
     def __len__(self):
         return self.length
 
     def chunks(self):
+        if self.error is not None:
+            raise self.error
         end = self.offset + self.length
         for position in range(self.offset, end, PIECE):
             try:
@@ -73,6 +79,8 @@ class Spool:
     def __init__(self, directory, limit=SPOOL_LIMIT):
         self.directory, self.limit = directory, limit
         self.held, self.fd, self.end = 0, None, 0
+        # The text being written with start/write/finish: where it began, and any failure.
+        self.text_start, self.error = 0, None
 
     def add(self, chunks, size):
         """Keep the text that `chunks` yields; `size` is about its length."""
@@ -83,8 +91,32 @@ class Spool:
         try:
             return self._write(chunks)
         except OSError as error:
-            raise StoreError(StoreError.TEMPORARY, "cannot hold the messages to copy in %s: %s"
-                             % (self.directory, error.strerror)) from None
+            raise self._failure(error) from None
+
+    def start(self):
+        """Begin a text that arrives piece by piece (an APPEND literal off the wire)."""
+        self.error, self.text_start = None, self.end
+        try:
+            if self.fd is None:
+                self.fd = _scratch_file(self.directory)
+        except OSError as error:
+            self.error = self._failure(error)
+
+    def write(self, data):
+        """Add to the text begun; a failure is kept for finish(), not raised."""
+        if self.error is None:
+            try:
+                self._write((data,))
+            except OSError as error:
+                self.error = self._failure(error)
+
+    def finish(self):
+        """The text begun, as a FileText (which raises any write failure when read)."""
+        return FileText(self.fd, self.text_start, self.end - self.text_start, self.error)
+
+    def _failure(self, error):
+        return StoreError(StoreError.TEMPORARY, "cannot hold the message in %s: %s"
+                          % (self.directory, error.strerror))
 
     def _write(self, chunks):
         if self.fd is None:

@@ -230,6 +230,73 @@ def test_imaplib_append_with_flags_and_date_is_fetched_back(mail_setup, start_im
     assert mail_setup.spool_messages() == mail_setup.messages
 
 
+def large_message():
+    """A 3 MB multipart, CRLF as a client sends it: a text part, then a base64
+    attachment. Large enough to be spooled as it arrives, stored through pieces
+    and read back in place. (No line starts with `From `: mbox stores it quoted,
+    as UW does, and gives it back so.)"""
+    import base64
+
+    attachment = base64.encodebytes(bytes(range(256)) * 9000).replace(b"\n", b"\r\n")
+    return (b"From: big@example.org\r\nSubject: large\r\nMIME-Version: 1.0\r\n"
+            b"Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\n"
+            b"Content-Type: text/plain\r\n\r\nHello from the quokka\r\n"
+            b"--b\r\nContent-Type: application/octet-stream\r\n"
+            b"Content-Transfer-Encoding: base64\r\n\r\n" + attachment + b"--b--\r\n")
+
+
+def test_imaplib_large_append_copy_and_parts_are_exact(mail_setup, start_imap):
+    """A 3 MB APPEND (its literal written to disk as it arrives), its parts, a body
+    search and a COPY of it all give back the client's bytes exactly."""
+    big = large_message()
+    listener = start_imap(mail_setup.config_path)
+    client = imap_login(listener, mail_setup)
+    ok(client.create("Big"))
+    ok(client.create("Copies"))
+    ok(client.append("Big", None, None, big))
+    assert open_mailbox(client, "Big") == 1
+    assert fetch_all(client, "(RFC822.SIZE BODY.PEEK[])")[1] == {"RFC822.SIZE": len(big),
+                                                                "BODY": big}
+    part = ok(client.fetch("1", "(BODY.PEEK[2])"))[0][1]
+    assert part == big[big.index(b"base64\r\n\r\n") + 10:big.index(b"--b--") - 2]
+    structure = ok(client.fetch("1", "(BODYSTRUCTURE)"))[0]
+    assert b'("APPLICATION" "OCTET-STREAM" NIL NIL NIL "BASE64" %d' % len(part) in structure
+    assert ok(client.search(None, "BODY", "quokka")) == [b"1"]
+    assert ok(client.search(None, "BODY", "wombat")) == [b""]
+    ok(client.copy("1", "Copies"))
+    assert open_mailbox(client, "Copies") == 1
+    assert fetch_all(client, "(RFC822.SIZE BODY.PEEK[])")[1] == {"RFC822.SIZE": len(big),
+                                                                "BODY": big}
+    client.logout()
+
+
+def test_large_literal_plus_multiappend_and_a_nul(mail_setup, start_imap):
+    """MULTIAPPEND with LITERAL+ (a large literal between small ones) stores all three;
+    a large literal holding NUL is refused (RFC 3501 §9) and stores nothing."""
+    import socket
+
+    big, small = large_message(), b"Subject: small\r\n\r\nsmall one\r\n"
+    listener = start_imap(mail_setup.config_path)
+    with socket.create_connection((listener.host, listener.port), timeout=GUARD_SECONDS) as sock:
+        reader = sock.makefile("rb")
+        reader.readline()
+        sock.sendall(b"a LOGIN %s %s\r\n" % (mail_setup.user.encode(), mail_setup.password.encode()))
+        assert reader.readline().startswith(b"a OK")
+        sock.sendall(b"b CREATE Multi\r\nc APPEND Multi {%d+}\r\n%s {%d+}\r\n%s {%d+}\r\n%s\r\n"
+                     % (len(small), small, len(big), big, len(small), small))
+        assert reader.readline().startswith(b"b OK")
+        assert reader.readline().startswith(b"c OK [APPENDUID ")
+        nul = big.replace(b"Hello", b"He\0lo")
+        sock.sendall(b"d APPEND Multi {%d+}\r\n%s\r\n" % (len(nul), nul))
+        assert reader.readline().startswith(b"d BAD ")
+        sock.sendall(b"e LOGOUT\r\n")
+    client = imap_login(listener, mail_setup)
+    assert open_mailbox(client, "Multi") == 3
+    bodies = {n: item["BODY"] for n, item in fetch_all(client, "(BODY.PEEK[])").items()}
+    assert bodies == {1: small, 2: big, 3: small}
+    client.logout()
+
+
 def test_imaplib_create_list_rename_delete_folders(mail_setup, start_imap):
     """CREATE, RENAME and DELETE (nested and UTF-7 names too) change LIST as asked; RENAME keeps the mail."""
     listener = start_imap(mail_setup.config_path)

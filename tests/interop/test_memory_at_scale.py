@@ -8,8 +8,8 @@ libraries included) and their private memory (RssAnon) sampled from /proc.
   computes every ENVELOPE), a later one, and a POP3 session that downloads
   everything and marks it all seen at QUIT, each under LIMIT_MB.
 - A spool of a few 100 MB messages: POP3 and IMAP sessions that read every
-  byte of them (RETR, BODY[], BODYSTRUCTURE, SEARCH BODY, BINARY, COPY) stay under
-  BODY_LIMIT_MB, less than one message body.
+  byte of them (RETR, BODY[], BODYSTRUCTURE, SEARCH BODY, BINARY, COPY), and one
+  that APPENDs a 50 MB message, stay under BODY_LIMIT_MB, less than one body.
 
 Memory bounds, not timings: the same code uses the same memory on any machine.
 """
@@ -113,9 +113,10 @@ def test_memory_does_not_grow_with_the_size_of_message_bodies(tmp_path):
     # pop3-first: a fresh copy, no index; every message's text is sent (RETR) and
     # QUIT writes a metadata header into each. Then IMAP sessions on the result:
     # envelopes, every message's text, every BODYSTRUCTURE and a body search,
-    # every first part decoded (BINARY), and a COPY of all into another folder.
+    # every first part decoded (BINARY), a COPY of all into another folder, and an
+    # APPEND of a 50 MB message.
     scenarios = ["pop3-first", "imap-second", "imap-bodies", "imap-structure", "imap-binary",
-                 "imap-copy"]
+                 "imap-copy", "imap-append"]
     results = run_sessions(spool, scenarios)
     spool.unlink()
     for name, result in results.items():

@@ -107,3 +107,36 @@ def test_a_file_system_without_o_tmpfile_gets_an_unlinked_file(tmp_path, monkeyp
         held = spool.add([b"first ", b"text"], 10)
         assert b"".join(held.chunks()) == b"first text"
         assert os.listdir(tmp_path / "scratch") == []
+
+
+def test_a_literal_that_cannot_be_spooled_fails_when_read(tmp_path):
+    """The framer writes as octets arrive and must not raise: the failure waits in the
+    FileText, and the APPEND that reads it gets a StoreError (a NO), nothing stored."""
+    blocker = tmp_path / "file"
+    blocker.write_bytes(b"")
+    spool = Spool(str(blocker / "scratch"), limit=0)
+    spool.start()
+    spool.write(b"some octets")
+    text = spool.finish()
+    with pytest.raises(StoreError) as caught:
+        list(text.chunks())
+    assert caught.value.kind == StoreError.TEMPORARY
+    spool.close()
+
+
+def test_a_failed_spooled_append_stores_nothing(account, tmp_path):  # noqa: F811
+    account.deliver(1)
+    store = account.store()
+    blocker = tmp_path / "file"
+    blocker.write_bytes(b"")
+    spool = Spool(str(blocker / "scratch"), limit=0)
+    spool.start()
+    spool.write(b"Subject: lost\r\n\r\nbody\r\n")
+    inbox = store.open_inbox()
+    with pytest.raises(StoreError):
+        inbox.append([(spool.finish(), 0, (), (1700000000, 0))])
+    inbox.close()
+    again = store.open_inbox()
+    assert [m.uid for m in again.messages] == [1]
+    assert again.last_uid == 1
+    again.close()

@@ -287,3 +287,33 @@ def test_take_unread_hands_back_what_follows_a_complete_command():
     assert framer.take_unread() == b"\x78\x9c\x00\r\nrest"
     assert framer.next_event() is None
     assert framer.take_unread() == b""
+
+
+@pytest.mark.parametrize("chunk", [1, 7, None])
+def test_a_literal_accepted_with_a_spool_is_written_there(tmp_path, chunk):
+    """The octets go to the spool as they come; the command keeps its `{n}` CRLF and
+    `spilled` maps the place the octets would have had to their FileText."""
+    from imap.parser import parse_command
+    from mailstore.text import Spool
+
+    spool = Spool(str(tmp_path / "spool"), limit=0)
+    framer = Framer(MAX_LINE, MAX_LITERAL)
+    message = b"Subject: x\r\n\r\nline {9}\r\nb NOOP\r\n" * 5
+    data = b"a APPEND box {3}\r\nabc {%d+}\r\n%s (\\Seen) {2}\r\nxy\r\n" % (len(message), message)
+    chunk = chunk or len(data)
+    events = []
+    for start in range(0, len(data), chunk):
+        framer.feed(data[start:start + chunk])
+        for event in iter(framer.next_event, None):
+            events.append(event)
+            if isinstance(event, LiteralAnnounced):
+                framer.accept_literal(spool if event.size > 50 else None)
+    ready = events[-1]
+    assert ready.data == b"a APPEND box {3}\r\nabc {%d}\r\n (\\Seen) {2}\r\nxy" % len(message)
+    offset = len(b"a APPEND box {3}\r\nabc {%d}\r\n" % len(message))
+    assert list(ready.spilled) == [offset]
+    assert b"".join(ready.spilled[offset].chunks()) == message
+    # The parser takes the spilled literal in its place.
+    command = parse_command(ready.data, spilled=ready.spilled)
+    assert [m.data for m in command.args[1]] == [b"abc", ready.spilled[offset], b"xy"]
+    spool.close()
