@@ -46,24 +46,17 @@ def _line_ends(buf, start, end):
     """LF when buf[start:end] holds no CR; CRLF when every CR is followed by an LF and
     every LF follows a CR (the wire form already: stored so by some Maildir writers);
     None for anything else (mixed line ends, stray CRs)."""
-    if not any(b"\r" in piece for piece in _pieces(buf, start, end)):
+    if not any(b"\r" in piece for piece in fmt.mapped_pieces(buf, start, end)):
         return b"\n"  # most mail: one pass at memchr speed
     crs = lfs = pairs = 0
     previous = b""
-    for piece in _pieces(buf, start, end):
+    for piece in fmt.mapped_pieces(buf, start, end):
         pairs += previous == b"\r" and piece[:1] == b"\n"  # a pair across pieces
         crs += piece.count(b"\r")
         pairs += piece.count(b"\r\n")
         lfs += piece.count(b"\n")
         previous = piece[-1:]
     return b"\r\n" if crs == pairs == lfs else None
-
-
-def _pieces(buf, start, end):
-    for at in range(start, end, fmt.SIZE_PIECE):
-        stop = min(end, at + fmt.SIZE_PIECE)
-        yield buf[at:stop]
-        fmt.let_go(buf, at, stop)
 
 
 class PlainText:
@@ -132,10 +125,8 @@ class PlainText:
     def wire_chunks(self, start, end):
         """The wire form of [start, end), in pieces of at most about two SIZE_PIECEs."""
         for buf, a, b, _ in self._overlapping(start, end):
-            for at in range(a, b, fmt.SIZE_PIECE):
-                stop = min(b, at + fmt.SIZE_PIECE)
-                yield self.to_wire(bytes(buf[at:stop]))
-                fmt.let_go(buf, at, stop)
+            for piece in fmt.mapped_pieces(buf, a, b):
+                yield self.to_wire(piece)
 
     def to_wire(self, data):
         """Bytes cut from this text, in the wire form."""
@@ -151,9 +142,8 @@ class WithoutCRs:
         self.buf = buf
         self.real = list(range(start, end, fmt.SIZE_PIECE)) + [end]
         self.virtual = array("q", [0])
-        for a, b in zip(self.real, self.real[1:]):
-            self.virtual.append(self.virtual[-1] + (b - a) - buf[a:b].count(b"\r"))
-            fmt.let_go(buf, a, b)
+        for piece in fmt.mapped_pieces(buf, start, end):
+            self.virtual.append(self.virtual[-1] + len(piece) - piece.count(b"\r"))
 
     def __len__(self):
         return self.virtual[-1]
@@ -193,9 +183,5 @@ class WithoutCRs:
 def _count(buf, byte, start, end):
     if not isinstance(buf, mmap.mmap):
         return buf.count(byte, start, end)
-    total = 0
-    for at in range(start, end, fmt.SIZE_PIECE):
-        stop = min(end, at + fmt.SIZE_PIECE)
-        total += buf[at:stop].count(byte)  # an mmap has no count()
-        fmt.let_go(buf, at, stop)
-    return total
+    # An mmap has no count().
+    return sum(piece.count(byte) for piece in fmt.mapped_pieces(buf, start, end))

@@ -382,13 +382,17 @@ def crlf_size(buf, start, end):
     that sizing a 100 MB message neither copies it nor keeps it resident.
     """
     if end - start <= SIZE_PIECE:
-        return wire_octets(buf[start:end])
-    size = 0
+        return wire_octets(buf[start:end])  # most messages: no madvise call each
+    return sum(wire_octets(piece) for piece in mapped_pieces(buf, start, end))
+
+
+def mapped_pieces(buf, start, end):
+    """buf[start:end] as bytes, SIZE_PIECE at a time, each piece's mapped pages let go
+    once the caller is done with it."""
     for at in range(start, end, SIZE_PIECE):
         stop = min(end, at + SIZE_PIECE)
-        size += wire_octets(buf[at:stop])
+        yield buf[at:stop]
         let_go(buf, at, stop)
-    return size
 
 
 def find_in_pieces(buf, pattern, start, end):
