@@ -58,17 +58,6 @@ def _joined(pieces):
             yield from piece.chunks()
 
 
-def _streamed(message, label, partial=None):
-    """[label, Streamed] for a large message's whole text, else None."""
-    from imap.streamed import STREAM_FROM, streamed_text
-
-    if message.size < STREAM_FROM or not hasattr(message.mailbox, "visible_chunks"):
-        return None
-    if partial is not None:
-        label += b"<%d>" % partial[0]
-    return [label + b" ", streamed_text(message.mailbox, message.stored, partial)]
-
-
 def _flags(message, item):
     stored = message.stored
     return flags_item(stored.flags, stored.keywords, message.recent)
@@ -112,7 +101,10 @@ def _body(message, item):
 
 
 def _rfc822(message, item):
-    return _streamed(message, b"RFC822") or b"RFC822 " + wire.literal(message.message())
+    text = message.large_text()
+    if text is not None:
+        return _streamed_span(b"RFC822", text, (0, len(text)), None)
+    return b"RFC822 " + wire.literal(message.message())
 
 
 def _rfc822_header(message, item):
@@ -132,10 +124,6 @@ def _body_section(message, item):
     from imap.mime import section
 
     label = b"BODY[" + item.section.spec() + b"]"
-    if not item.section.part and not item.section.text:  # the whole message
-        streamed = _streamed(message, label, item.partial)
-        if streamed:
-            return streamed
     text = message.large_text()
     if text is not None:
         return _large_section(label, text, item)

@@ -5,7 +5,7 @@ structure item and section, on both drivers."""
 
 import pytest
 
-from imap import fetch, streamed, view as view_module
+from imap import fetch, view as view_module
 from imap.command import Section
 from imap.view import MessageView
 from tests.store.test_imap_streamed import Item, mailbox_with, store_at
@@ -49,7 +49,6 @@ ITEMS = [
 
 def replies(mailbox, items, in_place_from, monkeypatch):
     monkeypatch.setattr(view_module, "PARSE_IN_PLACE_FROM", in_place_from)
-    monkeypatch.setattr(streamed, "STREAM_FROM", 10 ** 12)  # BODY[] whole as before
     found = []
     with mailbox.reading():
         for number, stored in enumerate(mailbox.messages, 1):

@@ -7,7 +7,7 @@ import os
 import pytest
 
 from auth import Principal
-from imap import fetch, streamed
+from imap import fetch, view as view_module
 from imap.command import Section
 from imap.view import MessageView
 from mailstore import open_store
@@ -47,7 +47,7 @@ def mailbox_with(driver, tmp_path, texts):
 
 
 def rendered(mailbox, items, stream_from, monkeypatch):
-    monkeypatch.setattr(streamed, "STREAM_FROM", stream_from)
+    monkeypatch.setattr(view_module, "PARSE_IN_PLACE_FROM", stream_from)
     replies = []
     with mailbox.reading():
         for number, stored in enumerate(mailbox.messages, 1):
