@@ -14,7 +14,6 @@ import functools
 
 from imap import mime
 
-_IDENTITY = frozenset((b"7BIT", b"8BIT", b"BINARY"))
 _ASCII = bytes(range(128))
 
 
@@ -34,7 +33,7 @@ def body_contains(text, needle):
         def payload(body=body, end=end, encoding=encoding):
             return mime.decoded_pieces(text.wire_chunks(body, end), encoding)
 
-        if ascii_body and encoding in _IDENTITY and _reads_ascii_as_ascii(charset):
+        if ascii_body and encoding in mime.IDENTITY_ENCODINGS and _reads_ascii_as_ascii(charset):
             continue  # its text is a piece of the raw text, searched already
         if _part_contains(payload, charset, needle):
             return True

@@ -804,12 +804,10 @@ def _decode_quoted_printable(body):
     return binascii.a2b_qp(b"\r\n".join(line.rstrip(b" \t") for line in body.split(b"\r\n")))
 
 
-def _identity(body):
-    return body
-
-
-_DECODERS = {b"7BIT": _identity, b"8BIT": _identity, b"BINARY": _identity,
-             b"BASE64": _decode_base64, b"QUOTED-PRINTABLE": _decode_quoted_printable}
+# Transfer encodings whose content is the octets as they are (RFC 2045 §6.2).
+IDENTITY_ENCODINGS = frozenset((b"7BIT", b"8BIT", b"BINARY"))
+_DECODERS = dict.fromkeys(IDENTITY_ENCODINGS, lambda body: body)
+_DECODERS.update({b"BASE64": _decode_base64, b"QUOTED-PRINTABLE": _decode_quoted_printable})
 
 
 def decoded_pieces(pieces, encoding):
