@@ -181,7 +181,7 @@ def append(session, command):
     """RFC 3501 §6.3.11 with MULTIAPPEND (RFC 3502), APPENDUID (RFC 4315), CATENATE
     (RFC 4469) and literal8 (RFC 3516). Every message is built before any is
     stored, so a failing URL or part appends nothing."""
-    from imap.selected import open_target
+    from imap.selected import append_to
     from imap.sequence import format_uid_set
 
     name, messages = command.args
@@ -190,12 +190,7 @@ def append(session, command):
     if any(not text for text in texts):
         raise No("Empty message", "CANNOT")
     items = [_append_item(message, text) for message, text in zip(messages, texts)]
-    target = open_target(session, name)
-    try:
-        uids = target.append(items)
-        validity = target.uidvalidity
-    finally:
-        target.close()
+    uids, validity = append_to(session, name, items)
     return "[APPENDUID %d %s] APPEND completed" % (validity, format_uid_set(uids).decode())
 
 

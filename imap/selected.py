@@ -395,14 +395,18 @@ def _copy(session, sequence_set, name, by_uid):
             if targets:
                 raise No("Some of the requested messages no longer exist", "EXPUNGEISSUED")
             return None, []
-        target = open_target(session, name)
-        try:
-            new_uids = target.append(items)
-            validity = target.uidvalidity
-        finally:
-            target.close()
+        new_uids, validity = append_to(session, name, items)
     return "COPYUID %d %s %s" % (validity, format_uid_set(uids).decode(),
                                  format_uid_set(new_uids).decode()), uids
+
+
+def append_to(session, name, items):
+    """Append items (Mailbox.append's) to mailbox name: (new UIDs, its UIDVALIDITY)."""
+    target = open_target(session, name)
+    try:
+        return target.append(items), target.uidvalidity
+    finally:
+        target.close()
 
 
 def open_target(session, name):
