@@ -4,25 +4,7 @@
 import mmap
 import random
 
-import pytest
-
 from mailstore import mboxformat as fmt
-
-
-@pytest.fixture
-def mapped(tmp_path):
-    maps = []
-
-    def make(data):
-        path = tmp_path / ("f%d" % len(maps))
-        path.write_bytes(data)
-        with open(path, "rb") as handle:
-            maps.append(mmap.mmap(handle.fileno(), 0, prot=mmap.PROT_READ))
-        return maps[-1]
-
-    yield make
-    for m in maps:
-        m.close()
 
 
 def random_mail_bytes(rng, length):

@@ -1,29 +1,10 @@
 """imap.plaintext.PlainText answers as the bytes it stands for would, across the
 seams between its segments and the pieces its mapped segments are read in."""
 
-import mmap
 import random
-
-import pytest
 
 from imap.plaintext import PlainText
 from mailstore import mboxformat as fmt
-
-
-@pytest.fixture
-def mapped(tmp_path):
-    maps = []
-
-    def make(data):
-        path = tmp_path / ("m%d" % len(maps))
-        path.write_bytes(data or b"-")
-        with open(path, "rb") as handle:
-            maps.append(mmap.mmap(handle.fileno(), 0, prot=mmap.PROT_READ))
-        return maps[-1]
-
-    yield make
-    for m in maps:
-        m.close()
 
 
 def random_text(rng, length):
@@ -44,14 +25,10 @@ def test_plain_text_answers_as_its_bytes(mapped, monkeypatch):
             whole += data[start:end]
         text = PlainText(segments)
         assert len(text) == len(whole)
-        for _ in range(20):
-            a = rng.randrange(0, len(whole) + 1)
-            b = rng.randrange(a, len(whole) + 1)
-            assert text[a:b] == whole[a:b]
-            for sub in (b"\n", b"\n\n", b"--b", b"\n--b", b"a\n-"):
-                assert text.find(sub, a, b) == whole.find(sub, a, b), (segments, sub, a, b)
+        for a, b in windows(rng, whole):
+            assert_reads_as(text, whole, a, b)
+            for sub in SUBS:
                 assert text.startswith(sub, a, b) == whole.startswith(sub, a, b)
-            assert text.count(b"\n", a, b) == whole.count(b"\n", a, b)
             assert text.wire_size(a, b) == len(whole[a:b].replace(b"\n", b"\r\n"))
             assert b"".join(text.wire_chunks(a, b)) == whole[a:b].replace(b"\n", b"\r\n")
 
@@ -69,10 +46,23 @@ def test_without_crs_answers_as_the_bytes_without_their_crs(mapped, monkeypatch)
         text = WithoutCRs(mapped(data), start, end) if data else WithoutCRs(data, 0, 0)
         whole = data[start:end].replace(b"\r", b"")
         assert len(text) == len(whole)
-        for _ in range(20):
-            a = rng.randrange(0, len(whole) + 1)
-            b = rng.randrange(a, len(whole) + 1)
-            assert text[a:b] == whole[a:b]
-            for sub in (b"\n", b"\n\n", b"--b", b"\n--b", b"a\n-"):
-                assert text.find(sub, a, b) == whole.find(sub, a, b), (data, start, end, sub, a, b)
-            assert text.count(b"\n", a, b) == whole.count(b"\n", a, b)
+        for a, b in windows(rng, whole):
+            assert_reads_as(text, whole, a, b)
+
+
+SUBS = (b"\n", b"\n\n", b"--b", b"\n--b", b"a\n-")
+
+
+def windows(rng, whole, count=20):
+    """count random (start, end) ranges within whole."""
+    for _ in range(count):
+        a = rng.randrange(0, len(whole) + 1)
+        yield a, rng.randrange(a, len(whole) + 1)
+
+
+def assert_reads_as(text, whole, a, b):
+    """text answers slices, find() and count() on [a, b) as the bytes whole does."""
+    assert text[a:b] == whole[a:b]
+    for sub in SUBS:
+        assert text.find(sub, a, b) == whole.find(sub, a, b), (sub, a, b)
+    assert text.count(b"\n", a, b) == whole.count(b"\n", a, b)
