@@ -67,14 +67,21 @@ def replies(mailbox, items, in_place_from, monkeypatch):
                                                for n, items in enumerate(ITEMS)])
 def test_parsing_in_place_replies_as_the_whole_text(driver, items, tmp_path, monkeypatch):
     mailbox = mailbox_with(driver, tmp_path, TEXTS)
+    assert read_in_place_as_whole(mailbox, items, monkeypatch) == [True] * len(TEXTS)
+
+
+def read_in_place_as_whole(mailbox, items, monkeypatch):
+    """Check that every reply read in place equals the whole-text one (and that the
+    whole-text run read nothing in place); close the mailbox; return, per message,
+    whether it was read in place."""
     try:
         whole = replies(mailbox, items, 10 ** 12, monkeypatch)
         in_place = replies(mailbox, items, 0, monkeypatch)
     finally:
         mailbox.close()
     assert [reply for reply, _ in in_place] == [reply for reply, _ in whole]
-    assert [was for _, was in in_place] == [True] * len(TEXTS)
     assert not any(was for _, was in whole)
+    return [was for _, was in in_place]
 
 
 URL_TAILS = [b"", b"/;SECTION=1", b"/;SECTION=2", b"/;SECTION=3.1/;PARTIAL=2.4",
@@ -157,13 +164,7 @@ HEADER_OTHER_TEXTS = [MIXED.replace(b"\n", b"\r\n", 5),
                                                for n, items in enumerate(ITEMS)])
 def test_a_header_in_another_form_than_its_body(driver, items, tmp_path, monkeypatch):
     mailbox = mailbox_delivered(driver, tmp_path, HEADER_OTHER_TEXTS)
-    try:
-        whole = replies(mailbox, items, 10 ** 12, monkeypatch)
-        in_place = replies(mailbox, items, 0, monkeypatch)
-    finally:
-        mailbox.close()
-    assert [reply for reply, _ in in_place] == [reply for reply, _ in whole]
-    assert [was for _, was in in_place] == [True, True]
+    assert read_in_place_as_whole(mailbox, items, monkeypatch) == [True, True]
 
 
 @pytest.mark.parametrize("driver", ["mbox", "maildir"])
@@ -171,14 +172,7 @@ def test_a_header_in_another_form_than_its_body(driver, items, tmp_path, monkeyp
                                                for n, items in enumerate(ITEMS)])
 def test_text_stored_with_crlf_is_read_in_place_too(driver, items, tmp_path, monkeypatch):
     mailbox = mailbox_delivered(driver, tmp_path, CRLF_TEXTS)
-    try:
-        whole = replies(mailbox, items, 10 ** 12, monkeypatch)
-        in_place = replies(mailbox, items, 0, monkeypatch)
-    finally:
-        mailbox.close()
-    assert len(whole) == len(CRLF_TEXTS)
-    assert [reply for reply, _ in in_place] == [reply for reply, _ in whole]
     # Whatever the line ends, in place: CRLF ones as they are, mixed ones (the last
     # text; in an mbox also a text without its last line end, which the separating
     # LF ends) without their CRs.
-    assert [was for _, was in in_place] == [True] * len(CRLF_TEXTS)
+    assert read_in_place_as_whole(mailbox, items, monkeypatch) == [True] * len(CRLF_TEXTS)

@@ -85,10 +85,23 @@ def test_rename_inbox_moves_every_message(account):  # noqa: F811
     assert store.open_inbox().messages == []
 
 
-def test_a_scratch_file_that_cannot_be_made_is_a_temporary_failure(tmp_path):
+def unusable_directory(tmp_path):
+    """A directory path that cannot be created: a file stands where its parent would."""
     blocker = tmp_path / "file"
     blocker.write_bytes(b"")
-    with Spool(str(blocker / "scratch"), limit=0) as spool:
+    return str(blocker / "scratch")
+
+
+def failed_spooled_text(tmp_path, data):
+    """(spool, FileText) of data written piece-wise to a spool that cannot make its file."""
+    spool = Spool(unusable_directory(tmp_path), limit=0)
+    spool.start()
+    spool.write(data)
+    return spool, spool.finish()
+
+
+def test_a_scratch_file_that_cannot_be_made_is_a_temporary_failure(tmp_path):
+    with Spool(unusable_directory(tmp_path), limit=0) as spool:
         with pytest.raises(StoreError) as caught:
             spool.add([b"text"], 4)
     assert caught.value.kind == StoreError.TEMPORARY
@@ -112,12 +125,7 @@ def test_a_file_system_without_o_tmpfile_gets_an_unlinked_file(tmp_path, monkeyp
 def test_a_literal_that_cannot_be_spooled_fails_when_read(tmp_path):
     """The framer writes as octets arrive and must not raise: the failure waits in the
     FileText, and the APPEND that reads it gets a StoreError (a NO), nothing stored."""
-    blocker = tmp_path / "file"
-    blocker.write_bytes(b"")
-    spool = Spool(str(blocker / "scratch"), limit=0)
-    spool.start()
-    spool.write(b"some octets")
-    text = spool.finish()
+    spool, text = failed_spooled_text(tmp_path, b"some octets")
     with pytest.raises(StoreError) as caught:
         list(text.chunks())
     assert caught.value.kind == StoreError.TEMPORARY
@@ -127,14 +135,10 @@ def test_a_literal_that_cannot_be_spooled_fails_when_read(tmp_path):
 def test_a_failed_spooled_append_stores_nothing(account, tmp_path):  # noqa: F811
     account.deliver(1)
     store = account.store()
-    blocker = tmp_path / "file"
-    blocker.write_bytes(b"")
-    spool = Spool(str(blocker / "scratch"), limit=0)
-    spool.start()
-    spool.write(b"Subject: lost\r\n\r\nbody\r\n")
+    spool, text = failed_spooled_text(tmp_path, b"Subject: lost\r\n\r\nbody\r\n")
     inbox = store.open_inbox()
     with pytest.raises(StoreError):
-        inbox.append([(spool.finish(), 0, (), (1700000000, 0))])
+        inbox.append([(text, 0, (), (1700000000, 0))])
     inbox.close()
     again = store.open_inbox()
     assert [m.uid for m in again.messages] == [1]
