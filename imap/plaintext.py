@@ -21,6 +21,7 @@ from array import array
 
 from mailstore import mboxformat as fmt
 
+
 def plain_text(mailbox, stored):
     """The message as a PlainText, or None when the driver cannot map it."""
     mapped = getattr(mailbox, "mapped_text", None)
